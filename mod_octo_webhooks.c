@@ -1,0 +1,125 @@
+/* mod_octo_webhooks — the OCTO octo/webhooks capability for Apache httpd 2.4.
+ *
+ * This file is the module record and hook registration only:
+ *   check_config  applies defaults, validates (so `httpd -t` catches errors)
+ *   post_config   migrates the schema once per database from the parent
+ *   child_init    makes each child's connection pools (one per database)
+ *   handler       SetHandler octo-webhooks -> owh_handler_handle
+ * Everything else lives in src/. */
+#include <apr_strings.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+
+#include "owh_config.h"
+#include "owh_store.h"
+#include "owh_handler.h"
+#include "owh_log.h"
+
+module AP_MODULE_DECLARE_DATA octo_webhooks_module;
+
+
+static int owh_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    return owh_config_finalize(s, pconf, plog) == APR_SUCCESS ? OK : !OK;
+}
+
+/* libpq messages go to the error log of the server that owns the pool, at
+ * most one failure a second so an outage does not flood the log. */
+static void owh_store_log(void *baton, int is_error, apr_status_t rv, const char *msg)
+{
+    static apr_time_t last;     /* racy by design: only throttles logging */
+    apr_time_t now = apr_time_now();
+    if (is_error) {
+        if (now - last < apr_time_from_sec(1)) return;
+        last = now;
+    }
+    ap_log_error(APLOG_MARK, is_error ? APLOG_ERR : APLOG_INFO, rv, (server_rec *)baton,
+                 OWHLOGNO(00001) "%s", msg);
+}
+
+/* Two servers share a pool when they name the same database with the same settings. */
+static int same_store_config(const owh_srv_conf_t *a, const owh_srv_conf_t *b)
+{
+    return !strcmp(a->conninfo, b->conninfo) && a->pool_max == b->pool_max
+        && a->pool_keep == b->pool_keep && a->pool_ttl == b->pool_ttl
+        && a->pool_wait == b->pool_wait && a->connect_timeout == b->connect_timeout;
+}
+
+static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *x, *y;
+
+    /* httpd runs the config twice at startup; connect only on the real pass. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
+
+    for (x = s; x; x = x->next) {
+        owh_srv_conf_t *sc = owh_config_srv_get(x);
+        owh_db_t *db = NULL;
+        apr_status_t rv;
+        int seen = 0;
+        for (y = s; y != x; y = y->next)
+            if (!strcmp(owh_config_srv_get(y)->conninfo, sc->conninfo)) { seen = 1; break; }
+        if (seen) continue;
+        /* A database that is down now is not fatal: children migrate lazily
+         * on their first connection and the API answers 503 meanwhile. */
+        rv = owh_store_connect(&db, sc->conninfo, sc->connect_timeout, ptemp);
+        if (rv == APR_SUCCESS)
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, x, OWHLOGNO(00002)
+                         "schema octo_webhooks is at version %d", owh_store_schema_version());
+        else
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, x, OWHLOGNO(00003)
+                         "database not ready at startup (%s); will retry on demand",
+                         db && db->errmsg ? db->errmsg : "connection failed");
+    }
+    return OK;
+}
+
+static void owh_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    server_rec *x, *y;
+    for (x = s; x; x = x->next) {
+        owh_srv_conf_t *sc = owh_config_srv_get(x);
+        owh_store_params_t params;
+        apr_status_t rv;
+        sc->store = NULL;
+        for (y = s; y != x; y = y->next) {
+            owh_srv_conf_t *prev = owh_config_srv_get(y);
+            if (prev->store && same_store_config(prev, sc)) { sc->store = prev->store; break; }
+        }
+        if (sc->store) continue;
+        memset(&params, 0, sizeof(params));
+        params.conninfo = sc->conninfo;
+        params.connect_timeout = sc->connect_timeout;
+        params.keep = sc->pool_keep;
+        params.max = sc->pool_max;
+        params.ttl = sc->pool_ttl;
+        params.wait = sc->pool_wait;
+        params.log = owh_store_log;
+        params.log_baton = x;
+        if ((rv = owh_store_create(&sc->store, &params, pchild)) != APR_SUCCESS)
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, x, OWHLOGNO(00004)
+                         "cannot create the database connection pool");
+    }
+}
+
+static void owh_register_hooks(apr_pool_t *p)
+{
+    ap_hook_check_config(owh_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(owh_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(owh_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(owh_handler_handle, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(octo_webhooks) = {
+    STANDARD20_MODULE_STUFF,
+    owh_config_dir_create,
+    owh_config_dir_merge,
+    owh_config_srv_create,
+    owh_config_srv_merge,
+    owh_config_cmds,
+    owh_register_hooks
+};

@@ -1,0 +1,387 @@
+/* owh_handler.c — routes of the octo/webhooks API relative to the handler's
+ * <Location>. Each request: route -> method -> auth -> body -> store ->
+ * JSON or OCTO error. All memory in r->pool; the pooled database connection
+ * goes back to the pool by an r->pool cleanup. */
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_log.h>
+#include <util_script.h>
+
+#include "owh_handler.h"
+#include "owh_config.h"
+#include "owh_auth.h"
+#include "owh_store.h"
+#include "owh_webhook.h"
+#include "owh_json.h"
+#include "owh_log.h"
+
+APLOG_USE_MODULE(octo_webhooks);
+
+#define MSG_UNAUTHORIZED "You didn't send the API Key in the Authorization header to an endpoint that requires authentication"
+#define MSG_FORBIDDEN "You sent an API Key that was invalid or has been revoked by the backend system. Or you're trying to access an endpoint/resource that you do not have access to"
+#define MSG_INTERNAL "There was an un-recoverable error, please try again"
+#define MSG_UNAVAILABLE "The webhook store is temporarily unavailable, please try again shortly"
+
+/* One request's state, passed to the route functions. */
+typedef struct owh_req_t {
+    request_rec *r;
+    owh_srv_conf_t *sc;
+    owh_dir_conf_t *dc;
+    owh_db_t *db;
+    owh_caller_t caller;
+    const char *id;                 /* {id} of the route, if any */
+} owh_req_t;
+
+/* ---- answers ------------------------------------------------------------- */
+static int send_json(request_rec *r, int status, const json_t *j)
+{
+    apr_size_t len = 0;
+    const char *body = owh_json_dump(j, &len, r->pool);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, len);
+    if (!r->header_only) ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+static int send_error(request_rec *r, int status, const char *code, const char *msg)
+{
+    json_t *j = owh_json_pool_own(json_pack("{s:s, s:s}", "error", code, "errorMessage", msg), r->pool);
+    if (status == HTTP_SERVICE_UNAVAILABLE) apr_table_setn(r->headers_out, "Retry-After", "2");
+    return send_json(r, status, j);
+}
+
+static int bad_request(request_rec *r, const char *msg)
+{
+    return send_error(r, HTTP_BAD_REQUEST, "BAD_REQUEST", msg);
+}
+
+static int not_found(request_rec *r)
+{
+    return send_error(r, HTTP_NOT_FOUND, "NOT_FOUND", "The requested resource was not found");
+}
+
+/* Maps a store failure to 503 (unreachable) or 500 (anything else). */
+static int store_failed(owh_req_t *q, apr_status_t rv, const char *what)
+{
+    request_rec *r = q->r;
+    if (rv == OWH_STORE_EUNAVAIL) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, OWHLOGNO(00401)
+                      "%s: database unavailable: %s", what,
+                      q->db && q->db->errmsg ? q->db->errmsg : "no connection");
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE, "INTERNAL_SERVER_ERROR", MSG_UNAVAILABLE);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, OWHLOGNO(00402) "%s failed: [%s] %s", what,
+                  q->db && q->db->sqlstate ? q->db->sqlstate : "-",
+                  q->db && q->db->errmsg ? q->db->errmsg : "-");
+    return send_error(r, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", MSG_INTERNAL);
+}
+
+static json_t *list_to_json(const apr_array_header_t *list, apr_pool_t *p)
+{
+    json_t *arr = owh_json_pool_own(json_array(), p);
+    int i;
+    for (i = 0; i < list->nelts; ++i)
+        json_array_append(arr, owh_webhook_to_json(APR_ARRAY_IDX(list, i, owh_webhook_t *), p));
+    return arr;
+}
+
+/* ---- request body -------------------------------------------------------- */
+/* Reads the whole body up to the configured cap. Returns OK, or an HTTP
+ * status the caller answers with (413 over the cap). */
+static int read_body(request_rec *r, apr_off_t cap, const char **pdata, apr_size_t *plen)
+{
+    apr_size_t len = 0, room = (apr_size_t)cap + 1;
+    char *buf;
+    int rc;
+
+    *pdata = "";
+    *plen = 0;
+    if ((rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) return rc;
+    if (!ap_should_client_block(r)) return OK;
+    if (r->remaining > cap) goto too_large;      /* Content-Length says so: don't read */
+    buf = apr_palloc(r->pool, room + 1);
+    for (;;) {
+        long n = ap_get_client_block(r, buf + len, room - len);
+        if (n == 0) break;
+        if (n < 0) return HTTP_BAD_REQUEST;
+        len += (apr_size_t)n;
+        if (len > (apr_size_t)cap) goto too_large;
+    }
+    buf[len] = '\0';
+    *pdata = buf;
+    *plen = len;
+    return OK;
+too_large:
+    /* Don't drain a body we refuse: close the connection after answering. */
+    r->connection->keepalive = AP_CONN_CLOSE;
+    return HTTP_REQUEST_ENTITY_TOO_LARGE;
+}
+
+/* Reads and parses a JSON object body into *pj (NULL when the body is empty
+ * and not required). Returns 0, or 1 when it already answered with an error. */
+static int read_json_object(owh_req_t *q, int required, json_t **pj)
+{
+    request_rec *r = q->r;
+    const char *data, *err = NULL;
+    apr_size_t len;
+    json_t *j;
+    int rc = read_body(r, owh_config_max_body(q->dc), &data, &len);
+
+    *pj = NULL;
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        send_error(r, rc, "BAD_REQUEST", apr_psprintf(r->pool,
+                   "The request body is larger than %" APR_OFF_T_FMT " bytes",
+                   owh_config_max_body(q->dc)));
+        return 1;
+    }
+    if (rc != OK) { bad_request(r, "The request body could not be read"); return 1; }
+    if (len == 0 && !required) return 0;
+    if (!(j = owh_json_parse(data, len, &err, r->pool))) { bad_request(r, err); return 1; }
+    if (!json_is_object(j)) { bad_request(r, "The request body must be a JSON object"); return 1; }
+    *pj = j;
+    return 0;
+}
+
+static const char *request_caps(request_rec *r)
+{
+    return apr_table_get(r->headers_in, "Octo-Capabilities");
+}
+
+/* ---- routes -------------------------------------------------------------- */
+static int webhooks_list(owh_req_t *q)
+{
+    apr_array_header_t *list;
+    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, &list, q->r->pool);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "list webhooks");
+    return send_json(q->r, HTTP_OK, list_to_json(list, q->r->pool));
+}
+
+static int webhooks_create(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    const char *err = NULL;
+    owh_webhook_t *wh = owh_webhook_make(r->pool);
+    apr_status_t rv;
+    json_t *body;
+
+    if (read_json_object(q, 1, &body)) return OK;
+    if (owh_webhook_apply_json(wh, body, 1, &err, r->pool) != APR_SUCCESS
+        || owh_capabilities_parse(&wh->capabilities, request_caps(r), wh->event_type, &err,
+                                  r->pool) != APR_SUCCESS)
+        return bad_request(r, err);
+    if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
+        return store_failed(q, rv, "create webhook");
+    return send_json(r, HTTP_OK, owh_webhook_to_json(wh, r->pool));
+}
+
+static int webhooks_delete_by_url(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    apr_table_t *args = NULL;
+    apr_array_header_t *list;
+    const char *url = NULL;
+    apr_status_t rv;
+    json_t *body;
+
+    ap_args_to_table(r, &args);
+    url = args ? apr_table_get(args, "url") : NULL;
+    if (read_json_object(q, 0, &body)) return OK;
+    if (!url && body && json_object_get(body, "url")) {
+        json_t *u = json_object_get(body, "url");
+        if (!json_is_string(u)) return bad_request(r, "url must be a string");
+        url = json_string_value(u);
+    }
+    if (!url || !*url)
+        return bad_request(r, "url is required, as a query parameter or a body field");
+    if (strlen(url) > OWH_URL_MAX) return bad_request(r, "url is too long");
+    if ((rv = owh_store_webhook_delete_by_url(q->db, q->caller.connection, url, &list, r->pool))
+        != APR_SUCCESS)
+        return store_failed(q, rv, "delete webhooks by url");
+    return send_json(r, HTTP_OK, list_to_json(list, r->pool));
+}
+
+static int webhook_get(owh_req_t *q)
+{
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 0, q->r->pool);
+    if (rv == APR_NOTFOUND) return not_found(q->r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "get webhook");
+    return send_json(q->r, HTTP_OK, owh_webhook_to_json(wh, q->r->pool));
+}
+
+static int webhook_update(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    owh_webhook_t *wh;
+    const char *err = NULL, *stored_url;
+    apr_status_t rv;
+    json_t *body, *u;
+
+    if (read_json_object(q, 1, &body)) return OK;
+    if (!owh_uuid_valid(q->id)) return not_found(r);
+    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update webhook");
+    rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 1, r->pool);
+    if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
+    if (rv != APR_SUCCESS) goto failed;
+    stored_url = wh->url;
+    if (owh_webhook_apply_json(wh, body, 0, &err, r->pool) != APR_SUCCESS
+        || owh_capabilities_parse(&wh->capabilities, request_caps(r), wh->event_type, &err,
+                                  r->pool) != APR_SUCCESS) {
+        owh_store_rollback(q->db, r->pool);
+        return bad_request(r, err);
+    }
+    /* A client that read the object back and sends the masked URL unchanged
+     * keeps the stored credentials. */
+    u = json_object_get(body, "url");
+    if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
+        && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
+        wh->url = stored_url;
+    if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
+        || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
+        goto failed;
+    return send_json(r, HTTP_OK, owh_webhook_to_json(wh, r->pool));
+failed:
+    owh_store_rollback(q->db, r->pool);
+    return store_failed(q, rv, "update webhook");
+}
+
+static int webhook_delete(owh_req_t *q)
+{
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, q->id, &wh, q->r->pool);
+    if (rv == APR_NOTFOUND) return not_found(q->r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "delete webhook");
+    return send_json(q->r, HTTP_OK, owh_webhook_to_json(wh, q->r->pool));
+}
+
+/* ---- the route table ----------------------------------------------------- */
+typedef int owh_route_fn(owh_req_t *q);
+
+typedef struct {
+    int method;                 /* M_GET, M_POST, ... */
+    owh_route_fn *fn;
+    owh_ability_e need;
+} owh_method_t;
+
+typedef struct {
+    const char *pattern;        /* literal segments; "{id}" matches one segment */
+    const char *allow;          /* the Allow header for 405 */
+    owh_method_t methods[4];
+} owh_route_t;
+
+static const owh_route_t routes[] = {
+    { "webhooks", "GET, POST, DELETE", {
+        { M_GET, webhooks_list, OWH_ABILITY_READ },
+        { M_POST, webhooks_create, OWH_ABILITY_WRITE },
+        { M_DELETE, webhooks_delete_by_url, OWH_ABILITY_WRITE } } },
+    { "webhooks/{id}", "GET, PATCH, DELETE", {
+        { M_GET, webhook_get, OWH_ABILITY_READ },
+        { M_PATCH, webhook_update, OWH_ABILITY_WRITE },
+        { M_DELETE, webhook_delete, OWH_ABILITY_WRITE } } },
+    { NULL }
+};
+
+/* Matches path ("webhooks/123") against a pattern such as "webhooks/{id}";
+ * the segment under "{id}" goes to *pid. */
+static int route_match(const char *pattern, const char *path, const char **pid, apr_pool_t *p)
+{
+    while (*pattern) {
+        if (!strncmp(pattern, "{id}", 4)) {
+            const char *end = strchr(path, '/');
+            apr_size_t n = end ? (apr_size_t)(end - path) : strlen(path);
+            if (n == 0 || n > 64) return 0;
+            *pid = apr_pstrndup(p, path, n);
+            path += n;
+            pattern += 4;
+            continue;
+        }
+        if (*pattern != *path) return 0;
+        ++pattern;
+        ++path;
+    }
+    return *path == '\0';
+}
+
+/* The request path relative to the handler's <Location>, without the
+ * leading and one trailing slash; NULL if r->uri is outside it. */
+static const char *relative_path(request_rec *r, const owh_dir_conf_t *dc)
+{
+    const char *uri = r->uri, *loc = dc->location;
+    apr_size_t n;
+    char *rel;
+    if (loc && *loc == '/' && loc[1]) {
+        n = strlen(loc);
+        if (strncmp(uri, loc, n) || (uri[n] && uri[n] != '/')) return NULL;
+        uri += n;
+    }
+    while (*uri == '/') ++uri;
+    rel = apr_pstrdup(r->pool, uri);
+    n = strlen(rel);
+    if (n && rel[n - 1] == '/') rel[n - 1] = '\0';
+    return rel;
+}
+
+int owh_handler_handle(request_rec *r)
+{
+    owh_req_t q;
+    const owh_route_t *route;
+    const owh_method_t *m = NULL;
+    const char *path, *caps;
+    int remote_user, i;
+    apr_status_t rv;
+
+    if (!r->handler || strcmp(r->handler, OWH_HANDLER_NAME)) return DECLINED;
+
+    memset(&q, 0, sizeof(q));
+    q.r = r;
+    q.sc = owh_config_srv_get(r->server);
+    q.dc = owh_config_dir_get(r);
+
+    /* Every answer echoes the capabilities the client asked for. */
+    if ((caps = request_caps(r)) != NULL) {
+        apr_size_t n;
+        while (apr_isspace(*caps)) ++caps;
+        for (n = strlen(caps); n && apr_isspace(caps[n - 1]); --n) ;
+        apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
+    }
+
+    if (!(path = relative_path(r, q.dc))) return not_found(r);
+    for (route = routes; route->pattern; ++route)
+        if (route_match(route->pattern, path, &q.id, r->pool)) break;
+    if (!route->pattern) return not_found(r);
+    for (i = 0; i < 4 && route->methods[i].fn; ++i)
+        if (route->methods[i].method == r->method_number) { m = &route->methods[i]; break; }
+    if (!m) {
+        apr_table_setn(r->headers_out, "Allow", route->allow);
+        return send_error(r, HTTP_METHOD_NOT_ALLOWED, "BAD_REQUEST", apr_psprintf(r->pool,
+                          "Method %s is not allowed here; use %s", r->method, route->allow));
+    }
+
+    remote_user = owh_config_auth(q.dc) == OWH_AUTH_REMOTE_USER;
+    if (!owh_auth_present(r, remote_user)) {
+        if (!remote_user)
+            apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer realm=\"octo\"");
+        return send_error(r, HTTP_UNAUTHORIZED, "UNAUTHORIZED", MSG_UNAUTHORIZED);
+    }
+
+    if (!q.sc->store) return store_failed(&q, OWH_STORE_EUNAVAIL, "request");
+    if ((rv = owh_store_acquire(&q.db, q.sc->store, r->pool)) != APR_SUCCESS)
+        return store_failed(&q, rv, "acquire connection");
+
+    switch (owh_auth_check(r, remote_user, q.db, m->need, NULL, &q.caller)) {
+    case OWH_AUTH_OK: break;
+    case OWH_AUTH_MISSING:
+        return send_error(r, HTTP_UNAUTHORIZED, "UNAUTHORIZED", MSG_UNAUTHORIZED);
+    case OWH_AUTH_UNAVAILABLE:
+        return store_failed(&q, OWH_STORE_EUNAVAIL, "authenticate");
+    default:
+        return send_error(r, HTTP_FORBIDDEN, "FORBIDDEN", MSG_FORBIDDEN);
+    }
+    return m->fn(&q);
+}

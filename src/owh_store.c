@@ -1,0 +1,340 @@
+/* owh_store.c — PostgreSQL connections: the per-process pool, queries whose
+ * results are cleared with their pool, transactions and migrations. */
+#include <apr_strings.h>
+#include <apr_reslist.h>
+#include <apr_thread_mutex.h>
+
+#include "owh_store.h"
+#include "owh_sql.h"
+
+struct owh_store_t {
+    apr_pool_t *pool;
+    owh_store_params_t params;
+    apr_reslist_t *reslist;
+    volatile int migrated;          /* this process saw the schema current */
+};
+
+/* An arbitrary constant: the advisory lock serializing migrations of all hosts. */
+#define OWH_MIGRATE_LOCK_KEY "7233130560421634660"
+
+static void store_log(owh_store_t *st, int is_error, apr_status_t rv, const char *msg)
+{
+    if (st && st->params.log) st->params.log(st->params.log_baton, is_error, rv, msg);
+}
+
+/* Server error text without the trailing newline libpq adds. */
+static const char *pg_text(const char *s, apr_pool_t *p)
+{
+    apr_size_t n = s ? strlen(s) : 0;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r')) --n;
+    return n ? apr_pstrndup(p, s, n) : "unknown error";
+}
+
+static apr_status_t pg_open(PGconn **ppg, const char *conninfo, int connect_timeout,
+                            const char **perr, apr_pool_t *p)
+{
+    /* Later keywords win, so the operator's conninfo (expanded from "dbname")
+     * can override our defaults. */
+    const char *keys[] = { "connect_timeout", "application_name", "client_encoding", "dbname", NULL };
+    const char *vals[] = { apr_itoa(p, connect_timeout), "mod_octo_webhooks", "UTF8",
+                           conninfo ? conninfo : "", NULL };
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (!pg) { *perr = "out of memory"; return APR_ENOMEM; }
+    if (PQstatus(pg) != CONNECTION_OK) {
+        *perr = pg_text(PQerrorMessage(pg), p);
+        PQfinish(pg);
+        return OWH_STORE_EUNAVAIL;
+    }
+    *ppg = pg;
+    return APR_SUCCESS;
+}
+
+static apr_status_t db_close(void *data)
+{
+    owh_db_t *db = data;
+    if (db->pg) { PQfinish(db->pg); db->pg = NULL; }
+    return APR_SUCCESS;
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+static apr_status_t db_construct(void **resource, void *params, apr_pool_t *rpool)
+{
+    owh_store_t *st = params;
+    apr_pool_t *p;
+    owh_db_t *db;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    if ((rv = apr_pool_create(&p, rpool)) != APR_SUCCESS) return rv;
+    db = apr_pcalloc(p, sizeof(*db));
+    db->store = st;
+    db->pool = p;
+    if ((rv = pg_open(&db->pg, st->params.conninfo, st->params.connect_timeout, &err, p))
+        != APR_SUCCESS) {
+        store_log(st, 1, rv, apr_psprintf(p, "cannot connect to PostgreSQL: %s", err));
+        goto leave;
+    }
+    /* The pool owns db; db's memory lives in p, destroyed with the resource. */
+    apr_pool_cleanup_register(p, db, db_close, apr_pool_cleanup_null);
+    if (!st->migrated) {
+        if ((rv = owh_store_migrate(db, p)) != APR_SUCCESS) {
+            store_log(st, 1, rv, apr_psprintf(p, "schema migration failed: %s",
+                                              db->errmsg ? db->errmsg : "unknown error"));
+            goto leave;
+        }
+        st->migrated = 1;
+    }
+    *resource = db;
+leave:
+    if (rv != APR_SUCCESS) apr_pool_destroy(p);
+    return rv;
+}
+
+static apr_status_t db_destruct(void *resource, void *params, apr_pool_t *rpool)
+{
+    owh_db_t *db = resource;
+    apr_pool_destroy(db->pool);         /* its cleanup closes the connection */
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *params, apr_pool_t *p)
+{
+    owh_store_t *st = apr_pcalloc(p, sizeof(*st));
+    apr_status_t rv;
+    st->pool = p;
+    st->params = *params;
+    rv = apr_reslist_create(&st->reslist, 0, params->keep, params->max, params->ttl,
+                            db_construct, db_destruct, st, p);
+    if (rv != APR_SUCCESS) return rv;
+    apr_reslist_timeout_set(st->reslist, params->wait);
+    /* Connections are checked out LIFO-fresh; a broken one is invalidated on release. */
+    *pstore = st;
+    return APR_SUCCESS;
+}
+
+static apr_status_t db_release(void *data)
+{
+    owh_db_t *db = data;
+    if (db->in_tx && db->pg && !db->broken) {
+        /* A request that ended inside a transaction must not leak it to the next. */
+        PGresult *res = PQexec(db->pg, "ROLLBACK");
+        if (res) PQclear(res);
+        db->in_tx = 0;
+    }
+    if (db->broken || !db->pg || PQstatus(db->pg) != CONNECTION_OK)
+        apr_reslist_invalidate(db->store->reslist, db);
+    else
+        apr_reslist_release(db->store->reslist, db);
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owner)
+{
+    void *res = NULL;
+    owh_db_t *db;
+    apr_status_t rv = apr_reslist_acquire(st->reslist, &res);
+    if (rv != APR_SUCCESS) {
+        /* constructor failures (database down) and waits that timed out */
+        return OWH_STORE_EUNAVAIL;
+    }
+    db = res;
+    db->sqlstate = db->errmsg = NULL;
+    db->in_tx = 0;
+    db->broken = 0;
+    db->used = 0;
+    apr_pool_cleanup_register(owner, db, db_release, apr_pool_cleanup_null);
+    *pdb = db;
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_store_connect(owh_db_t **pdb, const char *conninfo, int connect_timeout, apr_pool_t *p)
+{
+    owh_db_t *db = apr_pcalloc(p, sizeof(*db));
+    const char *err = NULL;
+    apr_status_t rv;
+    db->pool = p;
+    rv = pg_open(&db->pg, conninfo, connect_timeout, &err, p);
+    if (rv != APR_SUCCESS) {
+        db->errmsg = err;
+        db->broken = 1;
+        *pdb = db;
+        return rv;
+    }
+    apr_pool_cleanup_register(p, db, db_close, apr_pool_cleanup_null);
+    *pdb = db;
+    return owh_store_migrate(db, p);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+static apr_status_t res_clear(void *data)
+{
+    PQclear((PGresult *)data);
+    return APR_SUCCESS;
+}
+
+void owh_store_clear(PGresult *res, apr_pool_t *p)
+{
+    if (res) apr_pool_cleanup_run(p, res, res_clear);
+}
+
+apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                             int nparams, const char *const *params)
+{
+    PGresult *res;
+    int retried = 0;
+
+    db->sqlstate = db->errmsg = NULL;
+    if (pres) *pres = NULL;
+    if (!db->pg || db->broken) return OWH_STORE_EUNAVAIL;
+again:
+    res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQstatus(db->pg) != CONNECTION_OK) {
+        /* The server went away (restart, failover, idle kill). Outside a
+         * transaction nothing was half done on this session: reconnect once. */
+        db->errmsg = pg_text(PQerrorMessage(db->pg), p);
+        if (res) PQclear(res);
+        if (!db->in_tx && !db->used && !retried) {
+            retried = 1;
+            PQreset(db->pg);
+            if (PQstatus(db->pg) == CONNECTION_OK) goto again;
+        }
+        db->broken = 1;
+        return OWH_STORE_EUNAVAIL;
+    }
+    switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+        db->used = 1;
+        apr_pool_cleanup_register(p, res, res_clear, apr_pool_cleanup_null);
+        if (pres) *pres = res; else owh_store_clear(res, p);
+        return APR_SUCCESS;
+    default: {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        db->sqlstate = state ? apr_pstrdup(p, state) : "XX000";
+        db->errmsg = pg_text(res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                                 : PQerrorMessage(db->pg), p);
+        if (res) PQclear(res);
+        return APR_EGENERAL;
+    }
+    }
+}
+
+apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p)
+{
+    apr_status_t rv = owh_store_query(NULL, db, p, "BEGIN", 0, NULL);
+    if (rv == APR_SUCCESS) db->in_tx = 1;
+    return rv;
+}
+
+apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p)
+{
+    apr_status_t rv = owh_store_query(NULL, db, p, "COMMIT", 0, NULL);
+    db->in_tx = 0;
+    return rv;
+}
+
+apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    if (db->in_tx) rv = owh_store_query(NULL, db, p, "ROLLBACK", 0, NULL);
+    db->in_tx = 0;
+    return rv;
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+int owh_store_schema_version(void)
+{
+    int v = 0;
+    const owh_sql_migration_t *m;
+    for (m = owh_sql_migrations; m->version; ++m) if (m->version > v) v = m->version;
+    return v;
+}
+
+static apr_status_t current_version(int *pv, owh_db_t *db, apr_pool_t *p)
+{
+    PGresult *res;
+    apr_status_t rv = owh_store_query(&res, db, p,
+        "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL", 0, NULL);
+    if (rv != APR_SUCCESS) return rv;
+    if (strcmp(PQgetvalue(res, 0, 0), "t")) { *pv = 0; return APR_SUCCESS; }
+    rv = owh_store_query(&res, db, p,
+        "SELECT coalesce(max(version), 0) FROM octo_webhooks.schema_migrations", 0, NULL);
+    if (rv == APR_SUCCESS) *pv = atoi(PQgetvalue(res, 0, 0));
+    return rv;
+}
+
+apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *pool)
+{
+    const char *lock[] = { OWH_MIGRATE_LOCK_KEY };
+    const owh_sql_migration_t *m;
+    apr_pool_t *p;
+    int have = 0, locked = 0;
+    apr_status_t rv;
+
+    apr_pool_create(&p, pool);
+    if ((rv = current_version(&have, db, p)) != APR_SUCCESS) goto leave;
+    if (have >= owh_store_schema_version()) goto leave;     /* the usual case */
+
+    if ((rv = owh_store_query(NULL, db, p, "SELECT pg_advisory_lock($1::bigint)", 1, lock))
+        != APR_SUCCESS) goto leave;
+    locked = 1;
+    /* Another host may have migrated while we waited for the lock. */
+    if ((rv = owh_store_query(NULL, db, p, "CREATE SCHEMA IF NOT EXISTS octo_webhooks", 0, NULL))
+        != APR_SUCCESS) goto leave;
+    if ((rv = owh_store_query(NULL, db, p,
+            "CREATE TABLE IF NOT EXISTS octo_webhooks.schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL)) != APR_SUCCESS) goto leave;
+    if ((rv = current_version(&have, db, p)) != APR_SUCCESS) goto leave;
+
+    for (m = owh_sql_migrations; m->version; ++m) {
+        const char *const *stmt;
+        const char *args[2];
+        if (m->version <= have) continue;
+        if ((rv = owh_store_begin(db, p)) != APR_SUCCESS) goto leave;
+        for (stmt = m->statements; *stmt; ++stmt) {
+            if ((rv = owh_store_query(NULL, db, p, *stmt, 0, NULL)) != APR_SUCCESS) {
+                db->errmsg = apr_psprintf(pool, "%s (migration %s)", db->errmsg, m->name);
+                owh_store_rollback(db, p);
+                goto leave;
+            }
+        }
+        args[0] = apr_itoa(p, m->version);
+        args[1] = m->name;
+        if ((rv = owh_store_query(NULL, db, p,
+                "INSERT INTO octo_webhooks.schema_migrations (version, name) VALUES ($1::int, $2)",
+                2, args)) != APR_SUCCESS
+            || (rv = owh_store_commit(db, p)) != APR_SUCCESS) {
+            owh_store_rollback(db, p);
+            goto leave;
+        }
+    }
+leave:
+    if (locked && db->pg && !db->broken) {
+        const char *keep = db->errmsg;
+        owh_store_query(NULL, db, p, "SELECT pg_advisory_unlock($1::bigint)", 1, lock);
+        db->errmsg = keep;
+    }
+    if (db->errmsg) db->errmsg = apr_pstrdup(pool, db->errmsg);
+    apr_pool_destroy(p);
+    return rv;
+}
+
+/* ---- auth ---------------------------------------------------------------- */
+apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const char **pconnection,
+                                    apr_array_header_t **pabilities, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { hash_hex };
+    apr_status_t rv = owh_store_query(&res, db, p,
+        "SELECT connection_id, abilities FROM octo_webhooks.tokens"
+        " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, args);
+    if (rv != APR_SUCCESS) return rv;
+    if (PQntuples(res) != 1) rv = APR_NOTFOUND;
+    else {
+        *pconnection = apr_pstrdup(p, PQgetvalue(res, 0, 0));
+        rv = owh_caps_from_pg_array(pabilities, PQgetvalue(res, 0, 1), p);
+    }
+    owh_store_clear(res, p);
+    return rv;
+}

@@ -1,0 +1,101 @@
+/* owh_store.h — owns PostgreSQL access: the per-process connection pool
+ * (apr_reslist), parametrized queries whose results are cleared by pool
+ * cleanups, transactions, and the schema migrations. APR + libpq only.
+ * All SQL text of the module lives in owh_store*.c, owh_queue.c and sql/. */
+#ifndef OWH_STORE_H
+#define OWH_STORE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <libpq-fe.h>
+
+#include "owh_webhook.h"
+
+/* The database could not be reached (connection failed or broke): 503. */
+#define OWH_STORE_EUNAVAIL  (APR_OS_START_USERERR + 401)
+
+typedef struct owh_store_t owh_store_t;
+
+/* One pooled or standalone connection. */
+typedef struct owh_db_t {
+    PGconn *pg;
+    owh_store_t *store;     /* NULL for a standalone connection */
+    int broken;             /* invalidated instead of released */
+    int in_tx;              /* inside BEGIN: no silent reconnect */
+    int used;               /* a statement succeeded since it was acquired */
+    apr_pool_t *pool;       /* the connection's own memory */
+    const char *sqlstate;   /* of the last failed statement, or NULL */
+    const char *errmsg;     /* of the last failure (server text; no parameters) */
+} owh_db_t;
+
+typedef void owh_store_log_fn(void *baton, int is_error, apr_status_t rv, const char *msg);
+
+typedef struct owh_store_params_t {
+    const char *conninfo;
+    int connect_timeout;            /* seconds */
+    int keep, max;
+    apr_interval_time_t ttl, wait;
+    owh_store_log_fn *log;          /* optional; glue passes ap_log_error */
+    void *log_baton;
+} owh_store_params_t;
+
+apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *params, apr_pool_t *p);
+
+/* Takes a pooled connection for the lifetime of owner: it goes back to the
+ * pool (or is closed, if it broke) when owner is cleared. */
+apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *store, apr_pool_t *owner);
+
+/* A connection outside any pool (the dispatcher, startup migrations), closed
+ * when p is cleared. Runs the migrations if this process has not yet. */
+apr_status_t owh_store_connect(owh_db_t **pdb, const char *conninfo, int connect_timeout,
+                               apr_pool_t *p);
+
+/* PQexecParams with text parameters. The PGresult is cleared when p is.
+ * Tuples or command OK -> APR_SUCCESS; SQL error -> APR_EGENERAL (db->sqlstate
+ * set); connection lost -> OWH_STORE_EUNAVAIL. Outside a transaction a lost
+ * connection is reset and the statement retried once, so a PostgreSQL restart
+ * costs no request: only for the first statement after acquire, so a
+ * statement that may have run is never sent twice. */
+apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                             int nparams, const char *const *params);
+
+/* Clears a result now (before its pool). */
+void owh_store_clear(PGresult *res, apr_pool_t *p);
+
+apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p);
+apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p);
+apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p);
+
+/* Applies pending sql/ migrations under an advisory lock (safe with many hosts
+ * starting at once). Cheap when the schema is current. */
+apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *p);
+
+/* Latest migration version compiled in. */
+int owh_store_schema_version(void);
+
+/* ---- auth ---------------------------------------------------------------- */
+/* Looks up a token by its SHA-256 (hex). APR_SUCCESS with *pconnection and
+ * *pabilities (text[] literal) set, APR_NOTFOUND if unknown or revoked. */
+apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const char **pconnection,
+                                    apr_array_header_t **pabilities, apr_pool_t *p);
+
+/* ---- webhooks (owh_store_webhooks.c) ------------------------------------- */
+/* Inserts wh for the connection (creating the connection row for r->user
+ * mode); sets wh->id. */
+apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
+                                      apr_pool_t *p);
+/* The connection's webhooks in creation order. */
+apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection,
+                                    apr_array_header_t **plist, apr_pool_t *p);
+/* One webhook of the connection, APR_NOTFOUND if absent (or another's). */
+apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, const char *id,
+                                   owh_webhook_t **pwh, int for_update, apr_pool_t *p);
+apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, const owh_webhook_t *wh,
+                                      apr_pool_t *p);
+apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, const char *id,
+                                      owh_webhook_t **pwh, apr_pool_t *p);
+/* Deletes the connection's webhooks whose URL or display URL equals url. */
+apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connection, const char *url,
+                                             apr_array_header_t **plist, apr_pool_t *p);
+
+#endif

@@ -1,0 +1,155 @@
+/* owh_store_webhooks.c — the webhooks table: insert, list, get, update,
+ * delete, delete by URL; always scoped to the calling connection so one
+ * reseller can never reach another's rows. */
+#include <apr_strings.h>
+
+#include "owh_store.h"
+
+#define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text, capabilities"
+
+static const char *pg_bool(int b) { return b ? "true" : "false"; }
+
+static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, apr_pool_t *p)
+{
+    owh_webhook_t *wh = owh_webhook_make(p);
+    apr_status_t rv;
+    wh->id = apr_pstrdup(p, PQgetvalue(res, row, 0));
+    wh->event = apr_pstrdup(p, PQgetvalue(res, row, 1));
+    wh->event_type = owh_event_parse(wh->event);
+    wh->url = apr_pstrdup(p, PQgetvalue(res, row, 2));
+    wh->active = !strcmp(PQgetvalue(res, row, 3), "t");
+    wh->retry_on_error = !strcmp(PQgetvalue(res, row, 4), "t");
+    wh->use_contact_language = !strcmp(PQgetvalue(res, row, 5), "t");
+    if ((rv = owh_headers_from_json_text(&wh->headers, PQgetvalue(res, row, 6), p)) != APR_SUCCESS)
+        return rv;
+    if ((rv = owh_caps_from_pg_array(&wh->capabilities, PQgetvalue(res, row, 7), p)) != APR_SUCCESS)
+        return rv;
+    *pwh = wh;
+    return APR_SUCCESS;
+}
+
+static apr_status_t rows_to_list(apr_array_header_t **plist, PGresult *res, apr_pool_t *p)
+{
+    apr_array_header_t *list = apr_array_make(p, PQntuples(res) ? PQntuples(res) : 1, sizeof(owh_webhook_t *));
+    int i;
+    apr_status_t rv;
+    for (i = 0; i < PQntuples(res); ++i)
+        if ((rv = row_to_webhook(&APR_ARRAY_PUSH(list, owh_webhook_t *), res, i, p)) != APR_SUCCESS)
+            return rv;
+    *plist = list;
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
+                                      apr_pool_t *p)
+{
+    PGresult *res;
+    apr_status_t rv;
+    const char *conn_args[] = { connection };
+    const char *args[] = {
+        connection, wh->event, owh_event_name(wh->event_type), wh->url,
+        owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
+        pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
+        owh_caps_to_pg_array(wh->capabilities, p)
+    };
+    /* Connections from r->user mode have no token row yet. */
+    rv = owh_store_query(NULL, db, p,
+        "INSERT INTO octo_webhooks.connections (id) VALUES ($1) ON CONFLICT DO NOTHING",
+        1, conn_args);
+    if (rv != APR_SUCCESS) return rv;
+    rv = owh_store_query(&res, db, p,
+        "INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display,"
+        " active, retry_on_error, use_contact_language, headers, capabilities)"
+        " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[])"
+        " RETURNING id", 10, args);
+    if (rv != APR_SUCCESS) return rv;
+    wh->id = apr_pstrdup(p, PQgetvalue(res, 0, 0));
+    owh_store_clear(res, p);
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection,
+                                    apr_array_header_t **plist, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { connection };
+    apr_status_t rv = owh_store_query(&res, db, p,
+        "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 ORDER BY seq",
+        1, args);
+    if (rv != APR_SUCCESS) return rv;
+    rv = rows_to_list(plist, res, p);
+    owh_store_clear(res, p);
+    return rv;
+}
+
+apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, const char *id,
+                                   owh_webhook_t **pwh, int for_update, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { id, connection };
+    apr_status_t rv;
+    if (!owh_uuid_valid(id)) return APR_NOTFOUND;
+    rv = owh_store_query(&res, db, p, for_update
+        ? "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2 FOR UPDATE"
+        : "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2",
+        2, args);
+    if (rv != APR_SUCCESS) return rv;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, p) : APR_NOTFOUND;
+    owh_store_clear(res, p);
+    return rv;
+}
+
+apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, const owh_webhook_t *wh,
+                                      apr_pool_t *p)
+{
+    PGresult *res;
+    apr_status_t rv;
+    const char *args[] = {
+        wh->id, connection, wh->event, owh_event_name(wh->event_type), wh->url,
+        owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
+        pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
+        owh_caps_to_pg_array(wh->capabilities, p)
+    };
+    if (!owh_uuid_valid(wh->id)) return APR_NOTFOUND;
+    rv = owh_store_query(&res, db, p,
+        "UPDATE octo_webhooks.webhooks SET event = $3, event_type = $4, url = $5, url_display = $6,"
+        " active = $7::boolean, retry_on_error = $8::boolean, use_contact_language = $9::boolean,"
+        " headers = $10::jsonb, capabilities = $11::text[], updated_at = clock_timestamp()"
+        " WHERE id = $1::uuid AND connection_id = $2", 11, args);
+    if (rv != APR_SUCCESS) return rv;
+    rv = strcmp(PQcmdTuples(res), "1") ? APR_NOTFOUND : APR_SUCCESS;
+    owh_store_clear(res, p);
+    return rv;
+}
+
+apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, const char *id,
+                                      owh_webhook_t **pwh, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { id, connection };
+    apr_status_t rv;
+    if (!owh_uuid_valid(id)) return APR_NOTFOUND;
+    rv = owh_store_query(&res, db, p,
+        "DELETE FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
+        " RETURNING " WH_COLS, 2, args);
+    if (rv != APR_SUCCESS) return rv;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, p) : APR_NOTFOUND;
+    owh_store_clear(res, p);
+    return rv;
+}
+
+apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connection, const char *url,
+                                             apr_array_header_t **plist, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { connection, url };
+    apr_status_t rv = owh_store_query(&res, db, p,
+        "WITH gone AS (DELETE FROM octo_webhooks.webhooks"
+        "  WHERE connection_id = $1 AND (url = $2 OR url_display = $2)"
+        "  RETURNING seq, " WH_COLS ")"
+        " SELECT " WH_COLS " FROM gone ORDER BY seq", 2, args);
+    if (rv != APR_SUCCESS) return rv;
+    rv = rows_to_list(plist, res, p);
+    owh_store_clear(res, p);
+    return rv;
+}
