@@ -2,7 +2,8 @@
  *
  * This file is the module record and hook registration only:
  *   check_config  applies defaults, validates (so `httpd -t` catches errors)
- *   post_config   migrates the schema once per database from the parent
+ *   post_config   migrates the schema once per database from the parent and
+ *                 spawns the dispatcher process(es) (src/owh_dispatcher.c)
  *   child_init    makes each child's connection pools (one per database)
  *   handler       SetHandler octo-webhooks -> owh_handler_handle
  * Everything else lives in src/. */
@@ -17,6 +18,7 @@
 #include "owh_config.h"
 #include "owh_store.h"
 #include "owh_handler.h"
+#include "owh_dispatcher.h"
 #include "owh_log.h"
 
 module AP_MODULE_DECLARE_DATA octo_webhooks_module;
@@ -75,6 +77,7 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
                          "database not ready at startup (%s); will retry on demand",
                          db && db->errmsg ? db->errmsg : "connection failed");
     }
+    owh_dispatcher_spawn_all(pconf, s);
     return OK;
 }
 

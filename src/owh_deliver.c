@@ -1,0 +1,183 @@
+/* owh_deliver.c — libcurl multi transfers. See owh_deliver.h. */
+#include <apr_strings.h>
+#include <curl/curl.h>
+
+#include "owh_deliver.h"
+#include "owh_webhook.h"
+
+struct owh_deliver_t {
+    apr_pool_t *pool;
+    CURLM *multi;
+    owh_deliver_params_t params;
+    int running;
+};
+
+typedef struct transfer_t {
+    owh_deliver_t *d;
+    apr_pool_t *pool;
+    CURL *easy;
+    CURLU *url;
+    struct curl_slist *headers;
+    void *baton;
+    char *resp;
+    apr_size_t resp_len;
+    apr_time_t started;
+    char errbuf[CURL_ERROR_SIZE];
+} transfer_t;
+
+apr_status_t owh_deliver_create(owh_deliver_t **pd, const owh_deliver_params_t *params, apr_pool_t *p)
+{
+    owh_deliver_t *d = apr_pcalloc(p, sizeof(*d));
+    d->pool = p;
+    d->params = *params;
+    if (!(d->multi = curl_multi_init())) return APR_ENOMEM;
+    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)params->max_per_host);
+    /* Keep connections to busy receivers open across deliveries. */
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, 512L);
+    apr_pool_cleanup_register(p, d->multi, (apr_status_t (*)(void *))curl_multi_cleanup,
+                              apr_pool_cleanup_null);
+    *pd = d;
+    return APR_SUCCESS;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transfer_t *t = userp;
+    size_t n = size * nmemb, cap = t->d->params.response_cap;
+    /* Keep the head, drop the rest without failing the transfer. */
+    if (t->resp_len < cap) {
+        size_t take = n < cap - t->resp_len ? n : cap - t->resp_len;
+        memcpy(t->resp + t->resp_len, data, take);
+        t->resp_len += take;
+    }
+    return n;
+}
+
+static apr_status_t transfer_cleanup(void *data)
+{
+    transfer_t *t = data;
+    if (t->easy) {
+        curl_multi_remove_handle(t->d->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+        t->easy = NULL;
+    }
+    if (t->url) { curl_url_cleanup(t->url); t->url = NULL; }
+    if (t->headers) { curl_slist_free_all(t->headers); t->headers = NULL; }
+    return APR_SUCCESS;
+}
+
+/* Moves user:password out of the URL into Basic auth options. */
+static apr_status_t split_credentials(transfer_t *t, const char *url)
+{
+    char *user = NULL, *pass = NULL;
+    if (!(t->url = curl_url())) return APR_ENOMEM;
+    if (curl_url_set(t->url, CURLUPART_URL, url, 0) != CURLUE_OK) return APR_EINVAL;
+    if (curl_url_get(t->url, CURLUPART_USER, &user, CURLU_URLDECODE) == CURLUE_OK && user) {
+        curl_url_get(t->url, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE);
+        curl_easy_setopt(t->easy, CURLOPT_USERNAME, user);
+        curl_easy_setopt(t->easy, CURLOPT_PASSWORD, pass ? pass : "");
+        curl_easy_setopt(t->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_url_set(t->url, CURLUPART_USER, NULL, 0);
+        curl_url_set(t->url, CURLUPART_PASSWORD, NULL, 0);
+        curl_free(user);
+        if (pass) curl_free(pass);
+    }
+    curl_easy_setopt(t->easy, CURLOPT_CURLU, t->url);
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_array_header_t *headers,
+                               const char *body, apr_size_t len, void *baton, apr_pool_t *tpool)
+{
+    transfer_t *t = apr_pcalloc(tpool, sizeof(*t));
+    apr_status_t rv;
+    int i;
+
+    t->d = d;
+    t->pool = tpool;
+    t->baton = baton;
+    t->resp = apr_palloc(tpool, d->params.response_cap + 1);
+    apr_pool_cleanup_register(tpool, t, transfer_cleanup, apr_pool_cleanup_null);
+    if (!(t->easy = curl_easy_init())) return APR_ENOMEM;
+    if ((rv = split_credentials(t, url)) != APR_SUCCESS) return rv;
+
+    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+    t->headers = curl_slist_append(t->headers, "Expect:");   /* no 100-continue round trip */
+    for (i = 0; headers && i < headers->nelts; ++i) {
+        const owh_header_t *h = &APR_ARRAY_IDX(headers, i, owh_header_t);
+        /* "Name;" is curl's way of sending a header with an empty value. */
+        t->headers = curl_slist_append(t->headers, *h->value
+            ? apr_pstrcat(tpool, h->name, ": ", h->value, NULL)
+            : apr_pstrcat(tpool, h->name, ";", NULL));
+    }
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(t->easy, CURLOPT_PROXY, "");            /* ignore *_proxy variables */
+    curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(d->params.connect_timeout / 1000));
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(d->params.timeout / 1000));
+    curl_easy_setopt(t->easy, CURLOPT_USERAGENT, d->params.user_agent);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+    t->started = apr_time_now();
+    if (curl_multi_add_handle(d->multi, t->easy) != CURLM_OK) return APR_EGENERAL;
+    d->running++;
+    return APR_SUCCESS;
+}
+
+int owh_deliver_running(owh_deliver_t *d)
+{
+    return d->running;
+}
+
+apr_status_t owh_deliver_wait(owh_deliver_t *d, int extra_fd, int timeout_ms, int *extra_ready)
+{
+    struct curl_waitfd wfd;
+    int n = 0;
+    CURLMcode mc;
+    wfd.fd = extra_fd;
+    wfd.events = CURL_WAIT_POLLIN;
+    wfd.revents = 0;
+    mc = curl_multi_poll(d->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms, &n);
+    *extra_ready = extra_fd >= 0 && (wfd.revents & CURL_WAIT_POLLIN);
+    return mc == CURLM_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+void owh_deliver_process(owh_deliver_t *d, owh_deliver_done_fn *done, void *ctx)
+{
+    int still = 0, left = 0;
+    CURLMsg *msg;
+    curl_multi_perform(d->multi, &still);
+    while ((msg = curl_multi_info_read(d->multi, &left))) {
+        transfer_t *t = NULL;
+        owh_transfer_result_t res;
+        long code = 0;
+        curl_off_t total = 0;
+        if (msg->msg != CURLMSG_DONE) continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &total);
+        memset(&res, 0, sizeof(res));
+        res.status_code = (int)code;
+        res.started = t->started;
+        res.latency_ms = (int)(total / 1000);
+        t->resp[t->resp_len] = '\0';
+        res.excerpt = t->resp;
+        res.excerpt_len = t->resp_len;
+        if (msg->data.result != CURLE_OK)
+            res.error = apr_pstrdup(t->pool, *t->errbuf ? t->errbuf : curl_easy_strerror(msg->data.result));
+        d->running--;
+        done(ctx, t->baton, &res);
+        apr_pool_destroy(t->pool);      /* removes and frees the easy handle */
+    }
+}

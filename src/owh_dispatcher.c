@@ -1,0 +1,585 @@
+/* owh_dispatcher.c — the dispatcher process. See owh_dispatcher.h.
+ *
+ * Lifecycle (modelled on mod_cgid's daemon): forked in the parent at
+ * post_config, registered as an APR "other child" so its death is noticed and
+ * it is respawned (with backoff when it keeps dying), killed by a pconf
+ * cleanup on stop and graceful restart (SIGTERM, then SIGKILL after 3 s), and
+ * in the child: listeners closed, privileges dropped to httpd's User, parent
+ * death signalled (PR_SET_PDEATHSIG) so a kill -9 of httpd leaves no orphan.
+ *
+ * Delivery: at least once. A claim is a lease; outcomes are written in one
+ * statement per loop; on SIGTERM unsent claims are handed back at once. */
+#include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_uri.h>
+#include <apr_signal.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <ap_listen.h>
+#include <ap_mpm.h>
+#include <mpm_common.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+
+#include "owh_dispatcher.h"
+#include "owh_config.h"
+#include "owh_store.h"
+#include "owh_queue.h"
+#include "owh_deliver.h"
+#include "owh_payload.h"
+#include "owh_json.h"
+#include "owh_log.h"
+
+APLOG_USE_MODULE(octo_webhooks);
+
+#define OWH_USER_AGENT "mod_octo_webhooks/" OWH_VERSION
+#define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
+
+/* ---- the parent's side --------------------------------------------------- */
+typedef struct dispatcher_t {
+    server_rec *s;
+    owh_srv_conf_t *sc;
+    apr_pool_t *pconf;
+    apr_proc_t *proc;
+    apr_time_t started;
+    int quick_deaths;           /* consecutive deaths soon after start */
+} dispatcher_t;
+
+static int run_dispatcher(dispatcher_t *dp, apr_interval_time_t delay);
+static apr_status_t spawn(dispatcher_t *dp);
+
+static void maintenance(int reason, void *data, apr_wait_t status)
+{
+    dispatcher_t *dp = data;
+    int mpm_state = 0;
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        apr_proc_other_child_unregister(dp);
+        dp->proc = NULL;
+        if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS
+            && mpm_state == AP_MPMQ_STOPPING)
+            break;
+        dp->quick_deaths = apr_time_now() - dp->started < apr_time_from_sec(10)
+                         ? dp->quick_deaths + 1 : 0;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dp->s, OWHLOGNO(00501)
+                     "dispatcher exited (status %d); restarting", status);
+        spawn(dp);
+        break;
+    case APR_OC_REASON_RESTART:
+    case APR_OC_REASON_UNREGISTER:
+        /* pconf is going away: kill_dispatcher (a pconf cleanup) stops it */
+        break;
+    default:
+        break;
+    }
+}
+
+/* SIGTERM, up to 3 s to finish, then SIGKILL. */
+static apr_status_t kill_dispatcher(void *data)
+{
+    dispatcher_t *dp = data;
+    apr_proc_t *proc = dp->proc;
+    int i, code;
+    apr_exit_why_e why;
+    if (!proc) return APR_SUCCESS;
+    apr_proc_other_child_unregister(dp);
+    dp->proc = NULL;
+    if (apr_proc_kill(proc, SIGTERM) != APR_SUCCESS) return APR_SUCCESS;
+    for (i = 0; i < 30; ++i) {
+        if (apr_proc_wait(proc, &code, &why, APR_NOWAIT) == APR_CHILD_DONE) return APR_SUCCESS;
+        apr_sleep(apr_time_from_msec(100));
+    }
+    apr_proc_kill(proc, SIGKILL);
+    apr_proc_wait(proc, &code, &why, APR_WAIT);
+    return APR_SUCCESS;
+}
+
+static apr_status_t spawn(dispatcher_t *dp)
+{
+    apr_proc_t *proc = apr_pcalloc(dp->pconf, sizeof(*proc));
+    apr_interval_time_t delay = 0;
+    apr_status_t rv;
+
+    if (dp->quick_deaths)   /* 1, 2, 4 ... 30 s: a broken setup must not spin */
+        delay = apr_time_from_sec(dp->quick_deaths > 5 ? 30 : 1 << (dp->quick_deaths - 1));
+    dp->started = apr_time_now() + delay;
+    rv = apr_proc_fork(proc, dp->pconf);
+    if (rv == APR_INCHILD) {
+        /* _exit: the parent's pool cleanups and atexit handlers are not ours to run */
+        _exit(run_dispatcher(dp, delay));
+    }
+    if (rv != APR_INPARENT) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, dp->s, OWHLOGNO(00502) "cannot fork the dispatcher");
+        return rv;
+    }
+    dp->proc = proc;
+    apr_proc_other_child_register(proc, maintenance, dp, NULL, dp->pconf);
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_dispatcher_spawn_all(apr_pool_t *pconf, server_rec *s)
+{
+    server_rec *x, *y;
+    for (x = s; x; x = x->next) {
+        owh_srv_conf_t *sc = owh_config_srv_get(x);
+        dispatcher_t *dp;
+        int seen = 0;
+        if (!sc->dispatcher) continue;
+        /* one dispatcher per database, configured by the first server naming it */
+        for (y = s; y != x; y = y->next) {
+            owh_srv_conf_t *prev = owh_config_srv_get(y);
+            if (prev->dispatcher && !strcmp(prev->conninfo, sc->conninfo)) { seen = 1; break; }
+        }
+        if (seen) continue;
+        dp = apr_pcalloc(pconf, sizeof(*dp));
+        dp->s = x;
+        dp->sc = sc;
+        dp->pconf = pconf;
+        apr_pool_cleanup_register(pconf, dp, kill_dispatcher, apr_pool_cleanup_null);
+        spawn(dp);
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- the dispatcher's side ----------------------------------------------- */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    stop_requested = 1;
+}
+
+typedef struct loop_t {
+    server_rec *s;
+    owh_srv_conf_t *sc;
+    apr_pool_t *pool;
+    const char *owner;              /* host:pid, recorded with claims and attempts */
+    owh_db_t *db;
+    apr_pool_t *dbpool;
+    owh_deliver_t *deliver;
+    json_t *supplier;               /* from the directives */
+    apr_array_header_t *waiting;    /* job_t *: claimed, waiting for a host slot */
+    apr_hash_t *hosts;              /* host -> int * in flight */
+    apr_pool_t *respool;
+    apr_array_header_t *results;    /* owh_result_t *: to record */
+    apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
+    int claimed;                    /* running + waiting */
+} loop_t;
+
+typedef struct job_t {
+    apr_pool_t *pool;               /* the job's and its transfer's memory */
+    owh_job_t *job;
+    owh_webhook_t *wh;
+    const char *host;
+    const char *body;
+    apr_size_t len;
+    apr_array_header_t *headers;
+} job_t;
+
+static int *host_count(loop_t *L, const char *host)
+{
+    int *n = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
+    if (!n) {
+        n = apr_pcalloc(L->pool, sizeof(*n));
+        apr_hash_set(L->hosts, apr_pstrdup(L->pool, host), APR_HASH_KEY_STRING, n);
+    }
+    return n;
+}
+
+/* Bytes that are not valid UTF-8 (and NULs) become '?': PostgreSQL text and
+ * JSON strings accept nothing else. */
+static const char *utf8_clean(const char *s, apr_size_t len, apr_pool_t *p)
+{
+    char *out = apr_palloc(p, len + 1);
+    apr_size_t i = 0, o = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int k, ok = n > 0 && c != 0 && i + n <= len;
+        for (k = 1; ok && k < n; ++k) ok = ((unsigned char)s[i + k] >> 6) == 2;
+        if (ok && n == 2 && c < 0xc2) ok = 0;                       /* overlong */
+        if (ok) { memcpy(out + o, s + i, n); o += n; i += n; }
+        else { out[o++] = '?'; ++i; }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void record(loop_t *L, job_t *j, int code, const char *error, const owh_transfer_result_t *res,
+                   apr_time_t started, int latency_ms)
+{
+    owh_result_t *r = apr_pcalloc(L->respool, sizeof(*r));
+    apr_array_header_t *delays = L->sc->retry_delays;
+    int ok = !error && code >= 200 && code < 300;
+
+    r->delivery_id = apr_pstrdup(L->respool, j->job->delivery_id);
+    r->claim_id = apr_pstrdup(L->respool, j->job->claim_id);
+    r->attempt = j->job->attempts + 1;
+    r->started = started;
+    r->status_code = code;
+    r->latency_ms = latency_ms;
+    if (res && res->excerpt_len) r->excerpt = utf8_clean(res->excerpt, res->excerpt_len, L->respool);
+    if (error) r->error = utf8_clean(error, strlen(error), L->respool);
+    else if (!ok) r->error = apr_psprintf(L->respool, "HTTP %d", code);
+    if (ok) r->outcome = OWH_OUTCOME_SUCCEEDED;
+    else if ((j->wh && !j->wh->retry_on_error) || !delays || r->attempt > delays->nelts || !j->wh)
+        r->outcome = OWH_OUTCOME_FAILED;
+    else {
+        apr_interval_time_t base = APR_ARRAY_IDX(delays, r->attempt - 1, apr_interval_time_t);
+        double jitter = 0.8 + 0.4 * ((double)random() / RAND_MAX);     /* +-20% */
+        r->outcome = OWH_OUTCOME_RETRY;
+        r->retry_in = (apr_interval_time_t)(base * jitter);
+    }
+    APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
+}
+
+static void inflight_remove(loop_t *L, job_t *j)
+{
+    int i;
+    for (i = 0; i < L->inflight->nelts; ++i)
+        if (APR_ARRAY_IDX(L->inflight, i, job_t *) == j) {
+            APR_ARRAY_IDX(L->inflight, i, job_t *) = APR_ARRAY_IDX(L->inflight, L->inflight->nelts - 1, job_t *);
+            L->inflight->nelts--;
+            return;
+        }
+}
+
+static void on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
+{
+    loop_t *L = ctx;
+    job_t *j = baton;
+    (*host_count(L, j->host))--;
+    L->claimed--;
+    inflight_remove(L, j);      /* j's pool is destroyed after this returns */
+    record(L, j, res->status_code, res->error, res, res->started, res->latency_ms);
+}
+
+/* Turns a claimed row into a ready-to-send job; failures are recorded as
+ * failed attempts (a payload that cannot be built will never be sendable). */
+static job_t *prepare(loop_t *L, owh_job_t *src)
+{
+    apr_pool_t *p;
+    job_t *j;
+    owh_job_t *c;
+    apr_uri_t uri;
+    json_t *supplier = L->supplier;
+    owh_header_t *h;
+    apr_status_t rv;
+
+    apr_pool_create(&p, L->pool);
+    j = apr_pcalloc(p, sizeof(*j));
+    j->pool = p;
+    j->job = c = apr_pmemdup(p, src, sizeof(*src));
+    c->delivery_id = apr_pstrdup(p, src->delivery_id);
+    c->claim_id = apr_pstrdup(p, src->claim_id);
+    j->host = "";
+    if ((rv = owh_payload_webhook_parse(&j->wh, src->webhook_json, p)) != APR_SUCCESS) {
+        j->wh = NULL;
+        return j;
+    }
+    if (apr_uri_parse(p, j->wh->url, &uri) == APR_SUCCESS && uri.hostname)
+        j->host = apr_psprintf(p, "%s:%s", uri.hostname, uri.port_str ? uri.port_str : uri.scheme);
+    if (src->supplier_json) {
+        json_error_t jerr;
+        supplier = owh_json_pool_own(json_loads(src->supplier_json, 0, &jerr), p);
+    }
+    if (owh_payload_build(&j->body, &j->len, j->wh, src->event_type, src->object_json, supplier,
+                          NULL, p) != APR_SUCCESS) {
+        j->body = NULL;
+        return j;
+    }
+    j->headers = apr_array_copy(p, j->wh->headers);
+    h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
+    h->name = "webhook-id";
+    h->value = apr_pstrcat(p, "msg_", c->delivery_id, NULL);
+    h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
+    h->name = "webhook-timestamp";
+    h->value = apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(apr_time_now()));
+    if (j->wh->use_contact_language && src->language && *src->language
+        && strspn(src->language, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+           == strlen(src->language) && strlen(src->language) <= 35) {
+        h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
+        h->name = "Content-Language";
+        h->value = apr_pstrdup(p, src->language);
+    }
+    return j;
+}
+
+static void start_job(loop_t *L, job_t *j)
+{
+    apr_time_t now = apr_time_now();
+    (*host_count(L, j->host))++;
+    if (owh_deliver_start(L->deliver, j->wh->url, j->headers, j->body, j->len, j, j->pool)
+        != APR_SUCCESS) {
+        (*host_count(L, j->host))--;
+        L->claimed--;
+        record(L, j, 0, "the request could not be prepared (invalid URL?)", NULL, now, 0);
+        apr_pool_destroy(j->pool);
+        return;
+    }
+    APR_ARRAY_PUSH(L->inflight, job_t *) = j;
+}
+
+/* Starts waiting jobs whose host has a free slot. */
+static void start_waiting(loop_t *L)
+{
+    int i, kept = 0;
+    for (i = 0; i < L->waiting->nelts; ++i) {
+        job_t *j = APR_ARRAY_IDX(L->waiting, i, job_t *);
+        if (*host_count(L, j->host) < L->sc->max_per_host) start_job(L, j);
+        else APR_ARRAY_IDX(L->waiting, kept++, job_t *) = j;
+    }
+    L->waiting->nelts = kept;
+}
+
+static void drop_db(loop_t *L)
+{
+    if (L->dbpool) apr_pool_destroy(L->dbpool);
+    L->dbpool = NULL;
+    L->db = NULL;
+}
+
+static int ensure_db(loop_t *L)
+{
+    apr_status_t rv;
+    if (L->db && !L->db->broken && PQstatus(L->db->pg) == CONNECTION_OK) return 1;
+    drop_db(L);
+    apr_pool_create(&L->dbpool, L->pool);
+    rv = owh_store_connect(&L->db, L->sc->conninfo, L->sc->connect_timeout, L->dbpool);
+    if (rv == APR_SUCCESS)
+        rv = owh_store_query(NULL, L->db, L->dbpool, "LISTEN octo_webhooks", 0, NULL);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, L->s, OWHLOGNO(00503)
+                     "dispatcher: database unavailable: %s",
+                     L->db && L->db->errmsg ? L->db->errmsg : "connection failed");
+        drop_db(L);
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes recorded outcomes; kept in memory (and retried) while the database is away. */
+static void flush_results(loop_t *L)
+{
+    apr_pool_t *tmp;
+    if (!L->results->nelts || !L->db) return;
+    apr_pool_create(&tmp, L->pool);
+    if (owh_queue_complete(L->db, L->results, L->owner, tmp) == APR_SUCCESS) {
+        apr_pool_clear(L->respool);
+        L->results = apr_array_make(L->respool, 64, sizeof(owh_result_t *));
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00504)
+                     "dispatcher: recording %d outcomes failed: %s", L->results->nelts,
+                     L->db->errmsg ? L->db->errmsg : "unknown error");
+        if (L->db->broken) drop_db(L);
+    }
+    apr_pool_destroy(tmp);
+}
+
+/* Claims due work up to the free capacity; returns 1 if the batch was full. */
+static int claim(loop_t *L, apr_interval_time_t *next_due)
+{
+    apr_pool_t *tmp;
+    apr_array_header_t *jobs, *defer;
+    int limit = L->sc->max_concurrency - L->claimed, i, full;
+    apr_interval_time_t wait;
+
+    if (limit > L->sc->batch_size) limit = L->sc->batch_size;
+    if (limit <= 0 || !L->db) return 0;
+    apr_pool_create(&tmp, L->pool);
+    jobs = apr_array_make(tmp, limit, sizeof(owh_job_t *));
+    defer = apr_array_make(tmp, 8, sizeof(owh_job_t *));
+    if (owh_queue_claim(L->db, limit, L->sc->lease, L->owner, jobs, tmp) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00505)
+                     "dispatcher: claim failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
+        if (L->db->broken) drop_db(L);
+        apr_pool_destroy(tmp);
+        return 0;
+    }
+    full = jobs->nelts == limit;
+    for (i = 0; i < jobs->nelts; ++i) {
+        owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
+        job_t *j = prepare(L, src);
+        L->claimed++;
+        if (!j->wh || !j->body) {
+            L->claimed--;
+            record(L, j, 0, j->wh ? "the payload could not be built" : "the webhook snapshot is unreadable",
+                   NULL, apr_time_now(), 0);
+            apr_pool_destroy(j->pool);
+        }
+        else if (*host_count(L, j->host) < L->sc->max_per_host) start_job(L, j);
+        else {
+            /* A slow host keeps at most one more round waiting here; the rest
+             * goes back to the queue so other hosts keep flowing. */
+            int queued = 0, k;
+            for (k = 0; k < L->waiting->nelts; ++k)
+                queued += !strcmp(APR_ARRAY_IDX(L->waiting, k, job_t *)->host, j->host);
+            if (queued < L->sc->max_per_host) APR_ARRAY_PUSH(L->waiting, job_t *) = j;
+            else {
+                APR_ARRAY_PUSH(defer, owh_job_t *) = src;
+                L->claimed--;
+                apr_pool_destroy(j->pool);
+            }
+        }
+    }
+    if (defer->nelts) owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
+    if (!full && L->db && owh_queue_next_due(L->db, &wait, tmp) == APR_SUCCESS) *next_due = wait;
+    apr_pool_destroy(tmp);
+    return full;
+}
+
+static void drain_notifications(loop_t *L, int *wake)
+{
+    PGnotify *n;
+    if (!L->db) return;
+    if (!PQconsumeInput(L->db->pg)) { L->db->broken = 1; drop_db(L); return; }
+    while ((n = PQnotifies(L->db->pg))) { *wake = 1; PQfreemem(n); }
+}
+
+static json_t *default_supplier(owh_srv_conf_t *sc, apr_pool_t *p)
+{
+    json_t *o = owh_json_pool_own(json_object(), p);
+    if (sc->supplier_id) json_object_set_new(o, "id", json_string(sc->supplier_id));
+    if (sc->supplier_name) json_object_set_new(o, "name", json_string(sc->supplier_name));
+    if (sc->supplier_reference) json_object_set_new(o, "reference", json_string(sc->supplier_reference));
+    if (sc->supplier_website) json_object_set_new(o, "website", json_string(sc->supplier_website));
+    return o;
+}
+
+static int dispatch_loop(loop_t *L)
+{
+    apr_time_t next_poll = 0, stop_deadline = 0;
+    apr_interval_time_t backoff = apr_time_from_msec(200);
+    int wake = 1, more = 0;
+
+    while (!stop_requested || owh_deliver_running(L->deliver)) {
+        apr_time_t now = apr_time_now();
+        int ready = 0, timeout_ms;
+        apr_interval_time_t next_due = L->sc->poll_interval;
+
+        if (stop_requested && !stop_deadline) stop_deadline = now + STOP_GRACE;
+        if (stop_deadline && now > stop_deadline) break;
+        if (getppid() == 1) stop_requested = 1;        /* httpd is gone */
+
+        if (!L->db && !stop_requested) {
+            if (!ensure_db(L)) {
+                apr_sleep(backoff);
+                backoff = backoff * 2 > apr_time_from_sec(5) ? apr_time_from_sec(5) : backoff * 2;
+                owh_deliver_process(L->deliver, on_done, L);
+                continue;
+            }
+            backoff = apr_time_from_msec(200);
+            wake = 1;
+        }
+        flush_results(L);
+        if (!stop_requested && L->db && (wake || more || now >= next_poll)) {
+            wake = 0;
+            more = claim(L, &next_due);
+            if (next_due > L->sc->poll_interval) next_due = L->sc->poll_interval;
+            next_poll = apr_time_now() + next_due;
+        }
+        start_waiting(L);
+
+        timeout_ms = more ? 0 : (int)((next_poll - apr_time_now()) / 1000);
+        if (L->results->nelts || timeout_ms < 0) timeout_ms = 0;
+        if (timeout_ms > 1000) timeout_ms = 1000;
+        if (stop_requested && timeout_ms > 100) timeout_ms = 100;
+        owh_deliver_wait(L->deliver, L->db ? PQsocket(L->db->pg) : -1, timeout_ms, &ready);
+        if (ready) drain_notifications(L, &wake);
+        owh_deliver_process(L->deliver, on_done, L);
+    }
+    return 0;
+}
+
+/* Hands back what was claimed but not finished, so the next dispatcher can
+ * send it at once instead of waiting for the lease (a repeat of an attempt in
+ * flight is the one duplicate at-least-once allows). */
+static void hand_back(loop_t *L)
+{
+    apr_pool_t *tmp;
+    apr_array_header_t *jobs;
+    int i;
+    if (!L->db && !ensure_db(L)) return;
+    flush_results(L);
+    apr_pool_create(&tmp, L->pool);
+    jobs = apr_array_make(tmp, 16, sizeof(owh_job_t *));
+    for (i = 0; i < L->waiting->nelts; ++i)
+        APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->waiting, i, job_t *)->job;
+    for (i = 0; i < L->inflight->nelts; ++i)
+        APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->inflight, i, job_t *)->job;
+    owh_queue_release(L->db, jobs, 0, tmp);
+    apr_pool_destroy(tmp);
+}
+
+static int run_dispatcher(dispatcher_t *dp, apr_interval_time_t delay)
+{
+    apr_pool_t *p;
+    loop_t L;
+    owh_deliver_params_t dparams;
+    char host[256];
+    sigset_t all;
+    pid_t parent = getppid();
+
+    /* Die with httpd, even when it is killed with -9. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) return 0;
+    ap_close_listeners();
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    apr_signal(SIGTERM, on_stop);
+    apr_signal(SIGINT, on_stop);
+    apr_signal(SIGHUP, SIG_IGN);
+    apr_signal(SIGUSR1, SIG_IGN);
+    apr_signal(SIGWINCH, SIG_IGN);
+    apr_signal(SIGPIPE, SIG_IGN);
+    apr_signal(SIGCHLD, SIG_DFL);
+
+    apr_pool_create(&p, NULL);
+    if (ap_run_drop_privileges(p, dp->s)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, dp->s, OWHLOGNO(00506)
+                     "dispatcher: cannot drop privileges");
+        return 1;
+    }
+    if (delay) {
+        apr_time_t until = apr_time_now() + delay;
+        while (!stop_requested && apr_time_now() < until) apr_sleep(apr_time_from_msec(100));
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
+    srandom((unsigned)(getpid() ^ apr_time_now()));
+
+    memset(&L, 0, sizeof(L));
+    L.s = dp->s;
+    L.sc = dp->sc;
+    L.pool = p;
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    L.owner = apr_psprintf(p, "%s:%" APR_PID_T_FMT, host, getpid());
+    L.supplier = default_supplier(dp->sc, p);
+    L.waiting = apr_array_make(p, 64, sizeof(job_t *));
+    L.inflight = apr_array_make(p, 256, sizeof(job_t *));
+    L.hosts = apr_hash_make(p);
+    apr_pool_create(&L.respool, p);
+    L.results = apr_array_make(L.respool, 64, sizeof(owh_result_t *));
+    memset(&dparams, 0, sizeof(dparams));
+    dparams.connect_timeout = dp->sc->deliver_connect_timeout;
+    dparams.timeout = dp->sc->deliver_timeout;
+    dparams.response_cap = dp->sc->response_cap;
+    dparams.max_per_host = dp->sc->max_per_host;
+    dparams.user_agent = OWH_USER_AGENT;
+    if (owh_deliver_create(&L.deliver, &dparams, p) != APR_SUCCESS) return 1;
+
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, dp->s, OWHLOGNO(00507)
+                 "dispatcher %s started", L.owner);
+    dispatch_loop(&L);
+    hand_back(&L);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, dp->s, OWHLOGNO(00508)
+                 "dispatcher %s stopped", L.owner);
+    apr_pool_destroy(p);
+    curl_global_cleanup();
+    return 0;
+}

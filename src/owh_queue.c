@@ -1,0 +1,149 @@
+/* owh_queue.c — claim, complete, release. See owh_queue.h. Batches travel as
+ * one JSON parameter (jsonb_to_recordset), so a batch of any size costs one
+ * round trip and no SQL text is built from data. */
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "owh_queue.h"
+#include "owh_json.h"
+
+static const char *interval_text(apr_interval_time_t t, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT " milliseconds", (apr_int64_t)(t / 1000));
+}
+
+static const char *opt_value(PGresult *res, int row, int col, apr_pool_t *p)
+{
+    return PQgetisnull(res, row, col) ? NULL : apr_pstrdup(p, PQgetvalue(res, row, col));
+}
+
+apr_status_t owh_queue_claim(owh_db_t *db, int limit, apr_interval_time_t lease, const char *owner,
+                             apr_array_header_t *jobs, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { apr_itoa(p, limit), interval_text(lease, p), owner };
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+    int i;
+
+    /* Oldest due first; a claimed row's due time moves to the lease's end, so
+     * a dispatcher that dies leaves it due again when the lease runs out. */
+    rv = owh_store_query(&res, db, p,
+        "WITH due AS ("
+        "  SELECT id FROM octo_webhooks.deliveries"
+        "   WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
+        "   ORDER BY next_attempt_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+        " UPDATE octo_webhooks.deliveries d"
+        "    SET next_attempt_at = clock_timestamp() + $2::interval,"
+        "        claim_id = gen_random_uuid(), claimed_by = $3"
+        "   FROM due, octo_webhooks.events e"
+        "  WHERE d.id = due.id AND e.id = d.event_id"
+        " RETURNING d.id, d.claim_id, d.attempts, d.webhook::text, e.event_type, d.object_key,"
+        "           e.object::text, d.connection_id, e.language, e.supplier::text",
+        3, args);
+    if (rv != APR_SUCCESS) return rv;
+    for (i = 0; i < PQntuples(res); ++i) {
+        owh_job_t *j = apr_pcalloc(p, sizeof(*j));
+        j->delivery_id = apr_pstrdup(p, PQgetvalue(res, i, 0));
+        j->claim_id = apr_pstrdup(p, PQgetvalue(res, i, 1));
+        j->attempts = atoi(PQgetvalue(res, i, 2));
+        j->webhook_json = apr_pstrdup(p, PQgetvalue(res, i, 3));
+        j->event_type = apr_pstrdup(p, PQgetvalue(res, i, 4));
+        j->object_key = apr_pstrdup(p, PQgetvalue(res, i, 5));
+        j->object_json = apr_pstrdup(p, PQgetvalue(res, i, 6));
+        j->connection_id = apr_pstrdup(p, PQgetvalue(res, i, 7));
+        j->language = opt_value(res, i, 8, p);
+        j->supplier_json = opt_value(res, i, 9, p);
+        j->claimed_at = now;
+        APR_ARRAY_PUSH(jobs, owh_job_t *) = j;
+    }
+    owh_store_clear(res, p);
+    return APR_SUCCESS;
+}
+
+static const char *outcome_name(owh_outcome_e o)
+{
+    return o == OWH_OUTCOME_SUCCEEDED ? "succeeded" : o == OWH_OUTCOME_FAILED ? "failed" : "pending";
+}
+
+apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results, const char *owner,
+                                apr_pool_t *p)
+{
+    json_t *arr;
+    const char *args[2];
+    apr_size_t len;
+    int i;
+
+    if (!results->nelts) return APR_SUCCESS;
+    arr = owh_json_pool_own(json_array(), p);
+    for (i = 0; i < results->nelts; ++i) {
+        const owh_result_t *r = APR_ARRAY_IDX(results, i, owh_result_t *);
+        json_t *o = json_pack("{s:s, s:s, s:i, s:f, s:i, s:i, s:s, s:f}",
+            "id", r->delivery_id, "claim", r->claim_id, "attempt", r->attempt,
+            "started", (double)r->started / APR_USEC_PER_SEC, "code", r->status_code,
+            "latency", r->latency_ms, "status", outcome_name(r->outcome),
+            "retry_in", (double)r->retry_in / APR_USEC_PER_SEC);
+        if (!o) return APR_ENOMEM;
+        json_object_set_new(o, "excerpt", r->excerpt ? json_string(r->excerpt) : json_null());
+        json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
+        if (!r->status_code) json_object_set_new(o, "code", json_null());
+        json_array_append_new(arr, o);
+    }
+    args[0] = owh_json_dump(arr, &len, p);
+    args[1] = owner;
+    /* The outcome applies only while our lease holds; the attempt is recorded
+     * either way, because it happened. */
+    return owh_store_query(NULL, db, p,
+        "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, claim uuid,"
+        "   attempt int, started float8, code int, latency int, status text, retry_in float8,"
+        "   excerpt text, error text)),"
+        " upd AS (UPDATE octo_webhooks.deliveries d"
+        "    SET status = r.status, attempts = r.attempt, claim_id = NULL,"
+        "        next_attempt_at = CASE WHEN r.status = 'pending'"
+        "          THEN clock_timestamp() + r.retry_in * interval '1 second' ELSE d.next_attempt_at END,"
+        "        completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE clock_timestamp() END,"
+        "        last_status = r.code, last_error = r.error"
+        "   FROM r WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'"
+        "  RETURNING d.id)"
+        " INSERT INTO octo_webhooks.attempts (delivery_id, attempt, started_at, status_code,"
+        "        latency_ms, response_excerpt, error, dispatcher)"
+        " SELECT r.id, r.attempt, to_timestamp(r.started), r.code, r.latency, r.excerpt, r.error, $2"
+        "   FROM r JOIN octo_webhooks.deliveries d ON d.id = r.id",
+        2, args);
+}
+
+apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
+                               apr_interval_time_t delay, apr_pool_t *p)
+{
+    json_t *arr;
+    const char *args[2];
+    apr_size_t len;
+    int i;
+    if (!jobs->nelts) return APR_SUCCESS;
+    arr = owh_json_pool_own(json_array(), p);
+    for (i = 0; i < jobs->nelts; ++i) {
+        const owh_job_t *j = APR_ARRAY_IDX(jobs, i, owh_job_t *);
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "id", j->delivery_id, "claim", j->claim_id));
+    }
+    args[0] = owh_json_dump(arr, &len, p);
+    args[1] = interval_text(delay, p);
+    return owh_store_query(NULL, db, p,
+        "UPDATE octo_webhooks.deliveries d"
+        "   SET next_attempt_at = clock_timestamp() + $2::interval, claim_id = NULL"
+        "  FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, claim uuid)"
+        " WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'",
+        2, args);
+}
+
+apr_status_t owh_queue_next_due(owh_db_t *db, apr_interval_time_t *pwait, apr_pool_t *p)
+{
+    PGresult *res;
+    apr_status_t rv = owh_store_query(&res, db, p,
+        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - clock_timestamp()))::float8"
+        "  FROM octo_webhooks.deliveries WHERE status = 'pending'", 0, NULL);
+    if (rv != APR_SUCCESS) return rv;
+    if (PQgetisnull(res, 0, 0)) rv = APR_NOTFOUND;
+    else *pwait = (apr_interval_time_t)(atof(PQgetvalue(res, 0, 0)) * APR_USEC_PER_SEC);
+    owh_store_clear(res, p);
+    return rv;
+}

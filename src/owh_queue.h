@@ -1,0 +1,56 @@
+/* owh_queue.h — owns the delivery queue in PostgreSQL: claiming due
+ * deliveries under a lease (FOR UPDATE SKIP LOCKED, so any number of
+ * dispatchers on one database share the work without duplicates), recording
+ * attempts and outcomes in one round trip per batch, and releasing claims. */
+#ifndef OWH_QUEUE_H
+#define OWH_QUEUE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include "owh_store.h"
+
+typedef struct owh_job_t {
+    const char *delivery_id;
+    const char *claim_id;        /* the lease; outcomes of an older lease are ignored */
+    int attempts;                /* attempts made before this claim */
+    const char *webhook_json;    /* snapshot of the webhook at event time */
+    const char *event_type;      /* canonical */
+    const char *object_key;
+    const char *object_json;
+    const char *connection_id;
+    const char *language;        /* or NULL */
+    const char *supplier_json;   /* or NULL: the directives' supplier */
+    apr_time_t claimed_at;
+} owh_job_t;
+
+typedef enum { OWH_OUTCOME_SUCCEEDED, OWH_OUTCOME_RETRY, OWH_OUTCOME_FAILED } owh_outcome_e;
+
+typedef struct owh_result_t {
+    const char *delivery_id, *claim_id;
+    int attempt;                 /* 1-based number of this attempt */
+    apr_time_t started;
+    int status_code;             /* 0 when no HTTP answer */
+    int latency_ms;
+    const char *excerpt;         /* response body head, valid UTF-8, or NULL */
+    const char *error;           /* or NULL */
+    owh_outcome_e outcome;
+    apr_interval_time_t retry_in;/* for OWH_OUTCOME_RETRY */
+} owh_result_t;
+
+/* Claims up to limit due deliveries for lease; appends owh_job_t to jobs. */
+apr_status_t owh_queue_claim(owh_db_t *db, int limit, apr_interval_time_t lease, const char *owner,
+                             apr_array_header_t *jobs, apr_pool_t *p);
+
+/* Records the attempts and applies the outcomes (owh_result_t) in one statement. */
+apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results, const char *owner,
+                                apr_pool_t *p);
+
+/* Gives claimed, unsent jobs (owh_job_t *) back, due after delay. */
+apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
+                               apr_interval_time_t delay, apr_pool_t *p);
+
+/* Time until the next pending delivery is due (0 if one is due now);
+ * APR_NOTFOUND when nothing is pending. */
+apr_status_t owh_queue_next_due(owh_db_t *db, apr_interval_time_t *pwait, apr_pool_t *p);
+
+#endif
