@@ -17,6 +17,7 @@
 #include "owh_store.h"
 #include "owh_webhook.h"
 #include "owh_json.h"
+#include "owh_trigger.h"
 #include "owh_log.h"
 
 APLOG_USE_MODULE(octo_webhooks);
@@ -260,6 +261,41 @@ static int webhook_delete(owh_req_t *q)
     return send_json(q->r, HTTP_OK, owh_webhook_to_json(wh, q->r->pool));
 }
 
+/* POST /webhooks/{id}/trigger: test notifications through the real queue. */
+static int webhook_trigger(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    owh_webhook_t *wh;
+    const char *err = NULL;
+    json_t *body, *objects, *queued, *obj, *answer;
+    apr_status_t rv;
+    size_t i;
+
+    if (read_json_object(q, 0, &body)) return OK;
+    rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 0, r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+    if (!(objects = owh_trigger_objects(wh->event_type, body, &err, r->pool))) return bad_request(r, err);
+    queued = owh_json_pool_own(json_array(), r->pool);
+    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+    json_array_foreach(objects, i, obj) {
+        const char *event_id = NULL, *delivery_id = NULL;
+        apr_size_t len;
+        rv = owh_store_webhook_trigger(q->db, q->caller.connection, wh->id,
+                                       owh_json_dump(obj, &len, r->pool), &event_id, &delivery_id, r->pool);
+        if (rv != APR_SUCCESS) {
+            owh_store_rollback(q->db, r->pool);
+            return rv == APR_NOTFOUND ? not_found(r) : store_failed(q, rv, "trigger webhook");
+        }
+        json_array_append_new(queued, json_pack("{s:s, s:s, s:O}", "eventId", event_id,
+                                                "deliveryId", delivery_id, "object", obj));
+    }
+    if ((rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+    answer = owh_json_pool_own(json_pack("{s:O, s:O}", "webhook", owh_webhook_to_json(wh, r->pool),
+                                         "queued", queued), r->pool);
+    return send_json(r, HTTP_OK, answer);
+}
+
 /* ---- the route table ----------------------------------------------------- */
 typedef int owh_route_fn(owh_req_t *q);
 
@@ -284,6 +320,8 @@ static const owh_route_t routes[] = {
         { M_GET, webhook_get, OWH_ABILITY_READ },
         { M_PATCH, webhook_update, OWH_ABILITY_WRITE },
         { M_DELETE, webhook_delete, OWH_ABILITY_WRITE } } },
+    { "webhooks/{id}/trigger", "POST", {
+        { M_POST, webhook_trigger, OWH_ABILITY_WRITE } } },
     { NULL }
 };
 

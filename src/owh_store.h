@@ -98,4 +98,11 @@ apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, cons
 apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connection, const char *url,
                                              apr_array_header_t **plist, apr_pool_t *p);
 
+
+/* Queues one delivery of object to one of the connection's webhooks (the
+ * trigger route); APR_NOTFOUND if the webhook is not the connection's. */
+apr_status_t owh_store_webhook_trigger(owh_db_t *db, const char *connection, const char *id,
+                                       const char *object_json, const char **pevent_id,
+                                       const char **pdelivery_id, apr_pool_t *p);
+
 #endif

@@ -153,3 +153,24 @@ apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connectio
     owh_store_clear(res, p);
     return rv;
 }
+
+apr_status_t owh_store_webhook_trigger(owh_db_t *db, const char *connection, const char *id,
+                                       const char *object_json, const char **pevent_id,
+                                       const char **pdelivery_id, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { id, connection, object_json };
+    apr_status_t rv;
+    if (!owh_uuid_valid(id)) return APR_NOTFOUND;
+    rv = owh_store_query(&res, db, p,
+        "SELECT event_id, delivery_id FROM octo_webhooks.emit_to_webhook($1::uuid, $2, $3::jsonb)",
+        3, args);
+    if (rv != APR_SUCCESS) return rv;
+    if (PQntuples(res) != 1) rv = APR_NOTFOUND;
+    else {
+        *pevent_id = apr_pstrdup(p, PQgetvalue(res, 0, 0));
+        *pdelivery_id = apr_pstrdup(p, PQgetvalue(res, 0, 1));
+    }
+    owh_store_clear(res, p);
+    return rv;
+}
