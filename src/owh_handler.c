@@ -346,23 +346,43 @@ static int route_match(const char *pattern, const char *path, const char **pid, 
     return *path == '\0';
 }
 
-/* The request path relative to the handler's <Location>, without the
- * leading and one trailing slash; NULL if r->uri is outside it. */
-static const char *relative_path(request_rec *r, const owh_dir_conf_t *dc)
+/* Strips leading slashes and one trailing slash. */
+static const char *trim_path(const char *uri, apr_pool_t *p)
 {
-    const char *uri = r->uri, *loc = dc->location;
-    apr_size_t n;
     char *rel;
-    if (loc && *loc == '/' && loc[1]) {
-        n = strlen(loc);
-        if (strncmp(uri, loc, n) || (uri[n] && uri[n] != '/')) return NULL;
-        uri += n;
-    }
+    apr_size_t n;
     while (*uri == '/') ++uri;
-    rel = apr_pstrdup(r->pool, uri);
+    rel = apr_pstrdup(p, uri);
     n = strlen(rel);
     if (n && rel[n - 1] == '/') rel[n - 1] = '\0';
     return rel;
+}
+
+static const owh_route_t *find_route(const char *path, const char **pid, apr_pool_t *p)
+{
+    const owh_route_t *route;
+    for (route = routes; route->pattern; ++route)
+        if (route_match(route->pattern, path, pid, p)) return route;
+    return NULL;
+}
+
+/* Routes are relative to the handler's <Location>. The innermost <Location>
+ * is tried first; when an inner one only adds settings (say <Location
+ * /octo/webhooks> with access rules) the path is tried from each segment
+ * boundary, leftmost first. */
+static const owh_route_t *resolve_route(request_rec *r, const owh_dir_conf_t *dc, const char **pid)
+{
+    const char *uri = r->uri, *loc = dc->location, *s;
+    const owh_route_t *route;
+    if (loc && *loc == '/' && loc[1]) {
+        apr_size_t n = strlen(loc);
+        if (!strncmp(uri, loc, n) && (uri[n] == '\0' || uri[n] == '/')
+            && (route = find_route(trim_path(uri + n, r->pool), pid, r->pool)))
+            return route;
+    }
+    for (s = uri; s; s = strchr(s + 1, '/'))
+        if ((route = find_route(trim_path(s, r->pool), pid, r->pool))) return route;
+    return NULL;
 }
 
 int owh_handler_handle(request_rec *r)
@@ -370,7 +390,7 @@ int owh_handler_handle(request_rec *r)
     owh_req_t q;
     const owh_route_t *route;
     const owh_method_t *m = NULL;
-    const char *path, *caps;
+    const char *caps;
     int remote_user, i;
     apr_status_t rv;
 
@@ -389,10 +409,7 @@ int owh_handler_handle(request_rec *r)
         apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
     }
 
-    if (!(path = relative_path(r, q.dc))) return not_found(r);
-    for (route = routes; route->pattern; ++route)
-        if (route_match(route->pattern, path, &q.id, r->pool)) break;
-    if (!route->pattern) return not_found(r);
+    if (!(route = resolve_route(r, q.dc, &q.id))) return not_found(r);
     for (i = 0; i < 4 && route->methods[i].fn; ++i)
         if (route->methods[i].method == r->method_number) { m = &route->methods[i]; break; }
     if (!m) {
