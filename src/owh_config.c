@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "owh_config.h"
+#include "owh_netguard.h"
 #include "owh_log.h"
 
 APLOG_USE_MODULE(octo_webhooks);
@@ -175,6 +176,16 @@ static const char *set_supplier(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_allow_network(cmd_parms *cmd, void *d, const char *arg)
+{
+    owh_srv_conf_t *sc = SRV(cmd);
+    const char *err;
+    if (!sc->allow_networks) sc->allow_networks = owh_netguard_make(cmd->pool);
+    if ((err = owh_netguard_allow(sc->allow_networks, arg, cmd->pool)))
+        return apr_psprintf(cmd->pool, "OctoWebhooksAllowNetworks: %s", err);
+    return NULL;
+}
+
 static const char *set_max_body(cmd_parms *cmd, void *d, const char *arg)
 {
     int n;
@@ -237,6 +248,9 @@ const command_rec owh_config_cmds[] = {
         "fallback poll when no NOTIFY arrives (default 2s)"),
     AP_INIT_TAKE1("OctoWebhooksResponseCap", set_response_cap, NULL, RSRC_CONF,
         "bytes of an endpoint's response body recorded per attempt (default 1024)"),
+    AP_INIT_ITERATE("OctoWebhooksAllowNetworks", set_allow_network, NULL, RSRC_CONF,
+        "networks deliveries may reach although private, loopback or reserved "
+        "(e.g. 127.0.0.1/32 ::1; default: none — the SSRF guard refuses them all)"),
     AP_INIT_TAKE1("OctoWebhooksSupplierId", set_supplier, "id", RSRC_CONF,
         "the payload's supplier.id"),
     AP_INIT_TAKE1("OctoWebhooksSupplierName", set_supplier, "name", RSRC_CONF,
@@ -291,11 +305,11 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_TIME(lease);
     MERGE_TIME(poll_interval);
     c->response_cap = (add->response_cap != UNSET_SIZE) ? add->response_cap : base->response_cap;
-    MERGE_PTR(supplier_json);
     MERGE_PTR(supplier_id);
     MERGE_PTR(supplier_name);
     MERGE_PTR(supplier_reference);
     MERGE_PTR(supplier_website);
+    MERGE_PTR(allow_networks);
     c->store = NULL;                    /* runtime: made per child */
     c->s = add->s;
     return c;

@@ -13,6 +13,7 @@
 typedef enum { OWH_AUTH_UNSET = -1, OWH_AUTH_BEARER = 0, OWH_AUTH_REMOTE_USER = 1 } owh_auth_mode_e;
 
 typedef struct owh_store_t owh_store_t;
+typedef struct owh_netguard_t owh_netguard_t;
 
 /* Server (virtual host) scope. */
 typedef struct owh_srv_conf_t {
@@ -36,8 +37,8 @@ typedef struct owh_srv_conf_t {
     apr_interval_time_t lease;          /* claim lease before others may retake it */
     apr_interval_time_t poll_interval;  /* fallback poll when no NOTIFY arrives */
     apr_size_t response_cap;            /* bytes of a response body kept */
-    const char *supplier_json;          /* the payload's "supplier" object, JSON text */
     const char *supplier_id, *supplier_name, *supplier_reference, *supplier_website;
+    owh_netguard_t *allow_networks;     /* SSRF exceptions; NULL = none */
 
     /* runtime, not configuration */
     owh_store_t *store;                 /* this child's pool for conninfo */

@@ -2,7 +2,11 @@
 #include <apr_strings.h>
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "owh_deliver.h"
+#include "owh_netguard.h"
 #include "owh_webhook.h"
 
 struct owh_deliver_t {
@@ -22,6 +26,7 @@ typedef struct transfer_t {
     char *resp;
     apr_size_t resp_len;
     apr_time_t started;
+    const char *refused;        /* why the guard refused the connect */
     char errbuf[CURL_ERROR_SIZE];
 } transfer_t;
 
@@ -51,6 +56,25 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         t->resp_len += take;
     }
     return n;
+}
+
+/* Every socket libcurl opens passes the SSRF guard with the address it is
+ * about to connect to: what DNS said at connect time is what is judged. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    transfer_t *t = clientp;
+    const char *why = owh_netguard_check(t->d->params.guard, &a->addr);
+    if (why) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        if (a->family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, host, sizeof(host));
+        else if (a->family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, host, sizeof(host));
+        t->refused = apr_psprintf(t->pool, "refused by the SSRF guard: %s is %s "
+                                  "(see OctoWebhooksAllowNetworks)", host, why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
 }
 
 static apr_status_t transfer_cleanup(void *data)
@@ -129,6 +153,8 @@ apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_arra
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, t);
     t->started = apr_time_now();
     if (curl_multi_add_handle(d->multi, t->easy) != CURLM_OK) return APR_EGENERAL;
     d->running++;
@@ -174,7 +200,9 @@ void owh_deliver_process(owh_deliver_t *d, owh_deliver_done_fn *done, void *ctx)
         t->resp[t->resp_len] = '\0';
         res.excerpt = t->resp;
         res.excerpt_len = t->resp_len;
-        if (msg->data.result != CURLE_OK)
+        if (t->refused && msg->data.result != CURLE_OK)
+            res.error = t->refused;
+        else if (msg->data.result != CURLE_OK)
             res.error = apr_pstrdup(t->pool, *t->errbuf ? t->errbuf : curl_easy_strerror(msg->data.result));
         d->running--;
         done(ctx, t->baton, &res);

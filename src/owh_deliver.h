@@ -16,6 +16,7 @@ typedef struct owh_deliver_params_t {
     apr_size_t response_cap;
     int max_per_host;               /* libcurl's own per-host connection cap */
     const char *user_agent;
+    const struct owh_netguard_t *guard; /* SSRF rule applied to every connect */
 } owh_deliver_params_t;
 
 typedef struct owh_transfer_result_t {

@@ -571,6 +571,7 @@ static int run_dispatcher(dispatcher_t *dp, apr_interval_time_t delay)
     dparams.response_cap = dp->sc->response_cap;
     dparams.max_per_host = dp->sc->max_per_host;
     dparams.user_agent = OWH_USER_AGENT;
+    dparams.guard = dp->sc->allow_networks;     /* NULL: nothing private allowed */
     if (owh_deliver_create(&L.deliver, &dparams, p) != APR_SUCCESS) return 1;
 
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, dp->s, OWHLOGNO(00507)

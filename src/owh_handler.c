@@ -18,6 +18,7 @@
 #include "owh_webhook.h"
 #include "owh_json.h"
 #include "owh_trigger.h"
+#include "owh_netguard.h"
 #include "owh_log.h"
 
 APLOG_USE_MODULE(octo_webhooks);
@@ -176,6 +177,8 @@ static int webhooks_create(owh_req_t *q)
         || owh_capabilities_parse(&wh->capabilities, request_caps(r), wh->event_type, &err,
                                   r->pool) != APR_SUCCESS)
         return bad_request(r, err);
+    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool)))
+        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
     if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
         return store_failed(q, rv, "create webhook");
     return send_json(r, HTTP_OK, owh_webhook_to_json(wh, r->pool));
@@ -243,6 +246,10 @@ static int webhook_update(owh_req_t *q)
     if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
         && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
         wh->url = stored_url;
+    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool))) {
+        owh_store_rollback(q->db, r->pool);
+        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
+    }
     if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
         || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
         goto failed;
