@@ -134,10 +134,14 @@ static const char *set_connect_timeout(cmd_parms *cmd, void *d, const char *arg)
 static const char *set_dispatcher(cmd_parms *cmd, void *d, int flag)
 { SRV(cmd)->dispatcher = flag; return NULL; }
 
-static const char *set_retry_schedule(cmd_parms *cmd, void *d, const char *arg)
+static const char *set_retry_schedule(cmd_parms *cmd, void *d, const char *args)
 {
     owh_srv_conf_t *sc = SRV(cmd);
-    const char *err = owh_config_parse_durations(&sc->retry_delays, arg, cmd->pool);
+    const char *arg = "", *w, *err;
+    /* quoted or not: "5s 5m" and 5s 5m are the same schedule */
+    while (*(w = ap_getword_conf(cmd->pool, &args)))
+        arg = apr_pstrcat(cmd->pool, arg, " ", w, NULL);
+    err = owh_config_parse_durations(&sc->retry_delays, arg, cmd->pool);
     if (err) return apr_psprintf(cmd->pool, "OctoWebhooksRetrySchedule: %s", err);
     sc->retry_schedule = arg;
     return NULL;
@@ -158,7 +162,7 @@ static const char *set_poll_interval(cmd_parms *cmd, void *d, const char *arg)
 { return time_arg(cmd, arg, apr_time_from_msec(10), apr_time_from_sec(600), &SRV(cmd)->poll_interval); }
 static const char *set_response_cap(cmd_parms *cmd, void *d, const char *arg)
 {
-    int n;
+    int n = 0;
     const char *err = int_in_range(cmd, arg, 0, 1024 * 1024, &n);
     if (!err) SRV(cmd)->response_cap = (apr_size_t)n;
     return err;
@@ -188,7 +192,7 @@ static const char *set_allow_network(cmd_parms *cmd, void *d, const char *arg)
 
 static const char *set_max_body(cmd_parms *cmd, void *d, const char *arg)
 {
-    int n;
+    int n = 0;
     const char *err = int_in_range(cmd, arg, 256, 16 * 1024 * 1024, &n);
     if (!err) ((owh_dir_conf_t *)d)->max_body = n;
     return err;

@@ -46,6 +46,8 @@ typedef struct dispatcher_t {
     apr_proc_t *proc;
     apr_time_t started;
     int quick_deaths;           /* consecutive deaths soon after start */
+    int registered;             /* an other-child record exists: APR's
+                                 * unregister crashes on a missing one */
 } dispatcher_t;
 
 static int run_dispatcher(dispatcher_t *dp, apr_interval_time_t delay);
@@ -58,7 +60,10 @@ static void maintenance(int reason, void *data, apr_wait_t status)
     switch (reason) {
     case APR_OC_REASON_DEATH:
     case APR_OC_REASON_LOST:
-        apr_proc_other_child_unregister(dp);
+        if (dp->registered) {
+            dp->registered = 0;
+            apr_proc_other_child_unregister(dp);
+        }
         dp->proc = NULL;
         if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS
             && mpm_state == AP_MPMQ_STOPPING)
@@ -69,8 +74,11 @@ static void maintenance(int reason, void *data, apr_wait_t status)
                      "dispatcher exited (status %d); restarting", status);
         spawn(dp);
         break;
-    case APR_OC_REASON_RESTART:
     case APR_OC_REASON_UNREGISTER:
+        /* the record is being removed (pconf cleanup or our own unregister) */
+        dp->registered = 0;
+        break;
+    case APR_OC_REASON_RESTART:
         /* pconf is going away: kill_dispatcher (a pconf cleanup) stops it */
         break;
     default:
@@ -86,7 +94,10 @@ static apr_status_t kill_dispatcher(void *data)
     int i, code;
     apr_exit_why_e why;
     if (!proc) return APR_SUCCESS;
-    apr_proc_other_child_unregister(dp);
+    if (dp->registered) {
+        dp->registered = 0;
+        apr_proc_other_child_unregister(dp);
+    }
     dp->proc = NULL;
     if (apr_proc_kill(proc, SIGTERM) != APR_SUCCESS) return APR_SUCCESS;
     for (i = 0; i < 30; ++i) {
@@ -118,6 +129,7 @@ static apr_status_t spawn(dispatcher_t *dp)
     }
     dp->proc = proc;
     apr_proc_other_child_register(proc, maintenance, dp, NULL, dp->pconf);
+    dp->registered = 1;
     return APR_SUCCESS;
 }
 

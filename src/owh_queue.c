@@ -139,11 +139,14 @@ apr_status_t owh_queue_next_due(owh_db_t *db, apr_interval_time_t *pwait, apr_po
 {
     PGresult *res;
     apr_status_t rv = owh_store_query(&res, db, p,
-        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - clock_timestamp()))::float8"
+        "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())::float8"
         "  FROM octo_webhooks.deliveries WHERE status = 'pending'", 0, NULL);
     if (rv != APR_SUCCESS) return rv;
     if (PQgetisnull(res, 0, 0)) rv = APR_NOTFOUND;
-    else *pwait = (apr_interval_time_t)(atof(PQgetvalue(res, 0, 0)) * APR_USEC_PER_SEC);
+    else {
+        double secs = atof(PQgetvalue(res, 0, 0));     /* NULL (nothing pending) handled above */
+        *pwait = secs > 0 ? (apr_interval_time_t)(secs * APR_USEC_PER_SEC) : 0;
+    }
     owh_store_clear(res, p);
     return rv;
 }

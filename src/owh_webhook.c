@@ -1,0 +1,417 @@
+/* owh_webhook.c — the Webhook model: parsing and validating API input,
+ * normalizing it, rendering the OCTO Webhook object, and the storage
+ * encodings of headers (jsonb) and capabilities (text[]). See owh_webhook.h. */
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_uri.h>
+
+#include "owh_webhook.h"
+#include "owh_json.h"
+
+/* ---- events -------------------------------------------------------------- */
+static const struct { const char *name; owh_event_e ev; } event_names[] = {
+    { "booking_update", OWH_EVENT_BOOKING },           { "booking.updated", OWH_EVENT_BOOKING },
+    { "order_update", OWH_EVENT_ORDER },               { "order.updated", OWH_EVENT_ORDER },
+    { "availability_update", OWH_EVENT_AVAILABILITY }, { "availability.updated", OWH_EVENT_AVAILABILITY },
+    { "product_update", OWH_EVENT_PRODUCT },           { "product.updated", OWH_EVENT_PRODUCT },
+    { NULL, OWH_EVENT_NONE }
+};
+
+owh_event_e owh_event_parse(const char *name)
+{
+    int i;
+    for (i = 0; name && event_names[i].name; ++i)
+        if (!strcmp(name, event_names[i].name)) return event_names[i].ev;
+    return OWH_EVENT_NONE;
+}
+
+const char *owh_event_name(owh_event_e ev)
+{
+    switch (ev) {
+    case OWH_EVENT_BOOKING: return "booking_update";
+    case OWH_EVENT_ORDER: return "order_update";
+    case OWH_EVENT_AVAILABILITY: return "availability_update";
+    case OWH_EVENT_PRODUCT: return "product_update";
+    default: return NULL;
+    }
+}
+
+owh_webhook_t *owh_webhook_make(apr_pool_t *p)
+{
+    owh_webhook_t *wh = apr_pcalloc(p, sizeof(*wh));
+    wh->active = wh->retry_on_error = wh->use_contact_language = 1;
+    wh->headers = apr_array_make(p, 4, sizeof(owh_header_t));
+    wh->capabilities = apr_array_make(p, 4, sizeof(const char *));
+    return wh;
+}
+
+/* ---- url ----------------------------------------------------------------- */
+apr_status_t owh_url_check(const char *url, const char **perr, apr_pool_t *p)
+{
+    apr_uri_t uri;
+    const char *c;
+    apr_size_t n = strlen(url);
+
+    if (!n) { *perr = "url must not be empty"; return APR_EINVAL; }
+    if (n > OWH_URL_MAX) {
+        *perr = apr_psprintf(p, "url is longer than %d characters", OWH_URL_MAX);
+        return APR_EINVAL;
+    }
+    for (c = url; *c; ++c) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch <= 0x20 || ch == 0x7f) {
+            *perr = "url must not contain spaces or control characters";
+            return APR_EINVAL;
+        }
+        if (ch >= 0x80) {
+            *perr = "url must be ASCII (percent-encode other characters)";
+            return APR_EINVAL;
+        }
+    }
+    /* apr_uri_parse is lenient about schemes and relative forms: insist on an
+     * absolute http(s) URL ourselves. */
+    if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) {
+        *perr = "url must be an absolute http or https URL";
+        return APR_EINVAL;
+    }
+    if (apr_uri_parse(p, url, &uri) != APR_SUCCESS || !uri.hostname || !*uri.hostname) {
+        *perr = "url must name a host";
+        return APR_EINVAL;
+    }
+    if (uri.port_str && *uri.port_str) {
+        apr_int64_t port;
+        char *end;
+        port = apr_strtoi64(uri.port_str, &end, 10);
+        if (*end || port < 1 || port > 65535) {
+            *perr = "url has an invalid port";
+            return APR_EINVAL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+const char *owh_url_display(const char *url, apr_pool_t *p)
+{
+    const char *auth = strstr(url, "://"), *end, *at = NULL, *c, *colon;
+    if (!auth) return url;
+    auth += 3;
+    end = auth + strcspn(auth, "/?#");
+    for (c = auth; c < end; ++c) if (*c == '@') at = c;
+    if (!at) return url;
+    colon = memchr(auth, ':', at - auth);
+    if (colon)   /* keep the user, mask the password */
+        return apr_pstrcat(p, apr_pstrmemdup(p, url, colon + 1 - url), "****", at, NULL);
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, auth - url), "****", at, NULL);
+}
+
+/* ---- headers ------------------------------------------------------------- */
+static int is_tchar(unsigned char c)
+{
+    return apr_isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int is_token(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; ++s) if (!is_tchar((unsigned char)*s)) return 0;
+    return 1;
+}
+
+/* Headers we set ourselves or that would break the request framing. */
+static const char *const reserved_headers[] = {
+    "Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Keep-Alive",
+    "TE", "Trailer", "Upgrade", "Expect", "Proxy-Connection",
+    "webhook-id", "webhook-timestamp", "webhook-signature", NULL
+};
+
+apr_status_t owh_header_check(const char *name, const char *value, apr_size_t value_len,
+                              const char **perr, apr_pool_t *p)
+{
+    apr_size_t i;
+    int k;
+    if (strlen(name) > OWH_HEADER_NAME_MAX || !is_token(name)) {
+        *perr = "headers: a header name is not a valid HTTP token";
+        return APR_EINVAL;
+    }
+    for (k = 0; reserved_headers[k]; ++k)
+        if (!strcasecmp(name, reserved_headers[k])) {
+            *perr = apr_psprintf(p, "headers.%s: this header is set by the module and cannot be configured", name);
+            return APR_EINVAL;
+        }
+    if (value_len > OWH_HEADER_VALUE_MAX) {
+        *perr = apr_psprintf(p, "headers.%s: value is longer than %d bytes", name, OWH_HEADER_VALUE_MAX);
+        return APR_EINVAL;
+    }
+    for (i = 0; i < value_len; ++i)
+        if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0') {
+            *perr = apr_psprintf(p, "headers.%s: value must not contain CR, LF or NUL", name);
+            return APR_EINVAL;
+        }
+    return APR_SUCCESS;
+}
+
+static apr_status_t headers_from_object(apr_array_header_t **pheaders, const json_t *obj,
+                                        const char **perr, apr_pool_t *p)
+{
+    apr_array_header_t *hs;
+    const char *key;
+    json_t *v;
+    int i;
+    apr_status_t rv;
+
+    if (!json_is_object(obj)) { *perr = "headers must be an object of strings"; return APR_EINVAL; }
+    if (json_object_size(obj) > OWH_HEADERS_MAX) {
+        *perr = apr_psprintf(p, "headers: at most %d headers", OWH_HEADERS_MAX);
+        return APR_EINVAL;
+    }
+    hs = apr_array_make(p, (int)json_object_size(obj) + 1, sizeof(owh_header_t));
+    json_object_foreach((json_t *)obj, key, v) {
+        owh_header_t *h;
+        if (!json_is_string(v)) {
+            *perr = is_token(key) && strlen(key) <= OWH_HEADER_NAME_MAX
+                  ? apr_psprintf(p, "headers.%s: value must be a string", key)
+                  : "headers: every value must be a string";
+            return APR_EINVAL;
+        }
+        if ((rv = owh_header_check(key, json_string_value(v), json_string_length(v), perr, p)) != APR_SUCCESS)
+            return rv;
+        for (i = 0; i < hs->nelts; ++i)
+            if (!strcasecmp(APR_ARRAY_IDX(hs, i, owh_header_t).name, key)) {
+                *perr = apr_psprintf(p, "headers.%s: duplicate header name", key);
+                return APR_EINVAL;
+            }
+        h = &APR_ARRAY_PUSH(hs, owh_header_t);
+        h->name = apr_pstrdup(p, key);
+        h->value = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    }
+    *pheaders = hs;
+    return APR_SUCCESS;
+}
+
+/* ---- the request body ---------------------------------------------------- */
+static apr_status_t get_bool(int *out, const json_t *body, const char *key, const char **perr,
+                             apr_pool_t *p)
+{
+    const json_t *v = json_object_get(body, key);
+    if (!v) return APR_SUCCESS;
+    if (!json_is_boolean(v)) {
+        *perr = apr_psprintf(p, "%s must be true or false", key);
+        return APR_EINVAL;
+    }
+    *out = json_is_true(v);
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int create,
+                                    const char **perr, apr_pool_t *p)
+{
+    const json_t *v;
+    apr_status_t rv = APR_EINVAL;
+
+    if (!json_is_object(body)) { *perr = "The request body must be a JSON object"; goto leave; }
+
+    if ((v = json_object_get(body, "event"))) {
+        owh_event_e ev;
+        if (!json_is_string(v)) { *perr = "event must be a string"; goto leave; }
+        if ((ev = owh_event_parse(json_string_value(v))) == OWH_EVENT_NONE) {
+            *perr = "event must be one of booking_update, order_update, availability_update, "
+                    "product_update (or booking.updated, order.updated, availability.updated, "
+                    "product.updated)";
+            goto leave;
+        }
+        wh->event = apr_pstrdup(p, json_string_value(v));
+        wh->event_type = ev;
+    }
+    else if (create) { *perr = "event is required"; goto leave; }
+
+    if ((v = json_object_get(body, "url"))) {
+        if (!json_is_string(v)) { *perr = "url must be a string"; goto leave; }
+        if (strlen(json_string_value(v)) != json_string_length(v)) {
+            *perr = "url must not contain NUL";
+            goto leave;
+        }
+        if ((rv = owh_url_check(json_string_value(v), perr, p)) != APR_SUCCESS) goto leave;
+        wh->url = apr_pstrdup(p, json_string_value(v));
+    }
+    else if (create) { *perr = "url is required"; rv = APR_EINVAL; goto leave; }
+
+    if ((rv = get_bool(&wh->retry_on_error, body, "retryOnError", perr, p)) != APR_SUCCESS
+        || (rv = get_bool(&wh->use_contact_language, body, "useContactLanguage", perr, p)) != APR_SUCCESS
+        || (rv = get_bool(&wh->active, body, "active", perr, p)) != APR_SUCCESS)
+        goto leave;
+
+    if ((v = json_object_get(body, "headers"))
+        && (rv = headers_from_object(&wh->headers, v, perr, p)) != APR_SUCCESS)
+        goto leave;
+    rv = APR_SUCCESS;
+leave:
+    return rv;
+}
+
+/* ---- capabilities -------------------------------------------------------- */
+static int caps_contains(const apr_array_header_t *caps, const char *c)
+{
+    int i;
+    for (i = 0; i < caps->nelts; ++i) if (!strcmp(APR_ARRAY_IDX(caps, i, const char *), c)) return 1;
+    return 0;
+}
+
+apr_status_t owh_capabilities_parse(apr_array_header_t **pcaps, const char *hdr,
+                                    owh_event_e ev, const char **perr, apr_pool_t *p)
+{
+    apr_array_header_t *caps = apr_array_make(p, 4, sizeof(const char *));
+    char *copy, *item, *last;
+    int n = 0;
+
+    if (hdr) {
+        copy = apr_pstrdup(p, hdr);
+        for (item = apr_strtok(copy, ",", &last); item; item = apr_strtok(NULL, ",", &last)) {
+            char *end;
+            const char *c, *name;
+            ++n;
+            while (*item == ' ' || *item == '\t') ++item;
+            end = item + strlen(item);
+            while (end > item && (end[-1] == ' ' || end[-1] == '\t')) *--end = '\0';
+            if (!*item) continue;
+            if (strlen(item) > OWH_CAP_MAX) {
+                *perr = apr_psprintf(p, "Octo-Capabilities: item %d is longer than %d characters", n, OWH_CAP_MAX);
+                return APR_EINVAL;
+            }
+            for (c = item; *c; ++c)
+                if (!(apr_isalnum(*c) || strchr("_./-", *c))) {
+                    *perr = apr_psprintf(p, "Octo-Capabilities: item %d is not a capability name", n);
+                    return APR_EINVAL;
+                }
+            name = strchr(item, '/') ? item : apr_pstrcat(p, "octo/", item, NULL);
+            if (!strcmp(name, "octo/webhooks") || caps_contains(caps, name)) continue;
+            if (caps->nelts >= OWH_CAPS_MAX) {
+                *perr = apr_psprintf(p, "Octo-Capabilities: at most %d capabilities", OWH_CAPS_MAX);
+                return APR_EINVAL;
+            }
+            APR_ARRAY_PUSH(caps, const char *) = name;
+        }
+    }
+    /* An order notification is rendered with the cart capability (seed 000). */
+    if (ev == OWH_EVENT_ORDER && !caps_contains(caps, "octo/cart"))
+        APR_ARRAY_PUSH(caps, const char *) = "octo/cart";
+    *pcaps = caps;
+    return APR_SUCCESS;
+}
+
+/* ---- rendering and storage encodings ------------------------------------- */
+static json_t *headers_json(const apr_array_header_t *headers)
+{
+    json_t *o = json_object();
+    int i;
+    for (i = 0; headers && i < headers->nelts; ++i) {
+        const owh_header_t *h = &APR_ARRAY_IDX(headers, i, owh_header_t);
+        json_object_set_new(o, h->name, json_string(h->value));
+    }
+    return o;
+}
+
+json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p)
+{
+    json_t *o = json_object(), *caps = json_array();
+    int i;
+    for (i = 0; wh->capabilities && i < wh->capabilities->nelts; ++i)
+        json_array_append_new(caps, json_string(APR_ARRAY_IDX(wh->capabilities, i, const char *)));
+    json_object_set_new(o, "id", wh->id ? json_string(wh->id) : json_null());
+    json_object_set_new(o, "event", json_string(wh->event ? wh->event : ""));
+    json_object_set_new(o, "url", json_string(wh->url ? owh_url_display(wh->url, p) : ""));
+    json_object_set_new(o, "active", json_boolean(wh->active));
+    json_object_set_new(o, "retryOnError", json_boolean(wh->retry_on_error));
+    json_object_set_new(o, "useContactLanguage", json_boolean(wh->use_contact_language));
+    json_object_set_new(o, "headers", headers_json(wh->headers));
+    json_object_set_new(o, "capabilities", caps);
+    return owh_json_pool_own(o, p);
+}
+
+const char *owh_headers_to_json_text(const apr_array_header_t *headers, apr_pool_t *p)
+{
+    apr_size_t len;
+    json_t *o = owh_json_pool_own(headers_json(headers), p);
+    return owh_json_dump(o, &len, p);
+}
+
+apr_status_t owh_headers_from_json_text(apr_array_header_t **pheaders, const char *text, apr_pool_t *p)
+{
+    json_error_t jerr;
+    json_t *o = owh_json_pool_own(json_loads(text, 0, &jerr), p), *v;
+    apr_array_header_t *hs;
+    const char *key;
+    if (!json_is_object(o)) return APR_EINVAL;
+    hs = apr_array_make(p, (int)json_object_size(o) + 1, sizeof(owh_header_t));
+    json_object_foreach(o, key, v) {
+        owh_header_t *h;
+        if (!json_is_string(v)) return APR_EINVAL;
+        h = &APR_ARRAY_PUSH(hs, owh_header_t);
+        h->name = apr_pstrdup(p, key);
+        h->value = apr_pstrmemdup(p, json_string_value(v), json_string_length(v));
+    }
+    *pheaders = hs;
+    return APR_SUCCESS;
+}
+
+const char *owh_caps_to_pg_array(const apr_array_header_t *caps, apr_pool_t *p)
+{
+    char *out, *o;
+    apr_size_t need = 3;
+    int i;
+    for (i = 0; caps && i < caps->nelts; ++i) need += 2 * strlen(APR_ARRAY_IDX(caps, i, const char *)) + 3;
+    out = o = apr_palloc(p, need);
+    *o++ = '{';
+    for (i = 0; caps && i < caps->nelts; ++i) {
+        const char *c = APR_ARRAY_IDX(caps, i, const char *);
+        if (i) *o++ = ',';
+        *o++ = '"';
+        for (; *c; ++c) {
+            if (*c == '"' || *c == '\\') *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return out;
+}
+
+apr_status_t owh_caps_from_pg_array(apr_array_header_t **pcaps, const char *lit, apr_pool_t *p)
+{
+    apr_array_header_t *caps = apr_array_make(p, 4, sizeof(const char *));
+    const char *c = lit;
+    if (!c || *c++ != '{') return APR_EINVAL;
+    while (*c && *c != '}') {
+        char *buf = apr_palloc(p, strlen(c) + 1), *b = buf;
+        if (*c == '"') {
+            for (++c; *c && *c != '"'; ++c) {
+                if (*c == '\\' && c[1]) ++c;
+                *b++ = *c;
+            }
+            if (*c++ != '"') return APR_EINVAL;
+            *b = '\0';
+            APR_ARRAY_PUSH(caps, const char *) = buf;
+        }
+        else {
+            while (*c && *c != ',' && *c != '}') *b++ = *c++;
+            *b = '\0';
+            if (strcmp(buf, "NULL")) APR_ARRAY_PUSH(caps, const char *) = buf;
+        }
+        if (*c == ',') ++c;
+        else if (*c != '}') return APR_EINVAL;
+    }
+    if (*c != '}') return APR_EINVAL;
+    *pcaps = caps;
+    return APR_SUCCESS;
+}
+
+int owh_uuid_valid(const char *s)
+{
+    int i;
+    if (!s || strlen(s) != 36) return 0;
+    for (i = 0; i < 36; ++i) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) { if (s[i] != '-') return 0; }
+        else if (!apr_isxdigit(s[i])) return 0;
+    }
+    return 1;
+}
