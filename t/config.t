@@ -1,0 +1,106 @@
+# Directives: httpd -t refuses bad values with a message naming the
+# directive; a config using every directive passes; every config member has a
+# default and a merge rule (read from the source, as mod_auth_openidc checks).
+use strict;
+use warnings;
+use Apache::Test qw(-withtestmore);
+use File::Temp qw(tempdir);
+
+my $so = "$ENV{OWH_SRCDIR}/.libs/mod_octo_webhooks.so";
+my $mods = '/usr/lib/apache2/modules';
+my $dir = tempdir(CLEANUP => 1);
+
+sub httpd_t {
+    my ($body) = @_;
+    open(my $fh, '>', "$dir/httpd.conf") or die;
+    print $fh join("\n",
+        qq{ServerRoot "$dir"}, 'ServerName 127.0.0.1', 'Listen 127.0.0.1:1',
+        qq{PidFile "$dir/httpd.pid"}, qq{DefaultRuntimeDir "$dir"}, qq{ErrorLog "$dir/error.log"},
+        "LoadModule mpm_event_module $mods/mod_mpm_event.so",
+        "LoadModule authz_core_module $mods/mod_authz_core.so",
+        qq{LoadModule octo_webhooks_module "$so"}, $body, '');
+    close $fh;
+    my $out = `/usr/sbin/apache2 -t -f $dir/httpd.conf 2>&1`;
+    return ($? == 0, $out);
+}
+
+my $all = join("\n",
+    'OctoWebhooksDatabase "host=/tmp dbname=x user=y connect_timeout=5"',
+    'OctoWebhooksPoolMax 16', 'OctoWebhooksPoolKeep 4', 'OctoWebhooksPoolTTL 2m',
+    'OctoWebhooksPoolWait 500ms', 'OctoWebhooksConnectTimeout 5', 'OctoWebhooksDispatcher Off',
+    'OctoWebhooksRetrySchedule 1s 5s "1m"', 'OctoWebhooksDeliveryConnectTimeout 2s',
+    'OctoWebhooksDeliveryTimeout 10s', 'OctoWebhooksMaxConcurrency 100', 'OctoWebhooksMaxPerHost 10',
+    'OctoWebhooksBatchSize 50', 'OctoWebhooksLease 30s', 'OctoWebhooksPollInterval 1s',
+    'OctoWebhooksResponseCap 4096', 'OctoWebhooksAllowNetworks 127.0.0.1/32 ::1 10.0.0.0/8',
+    'OctoWebhooksSupplierId "s-1"', 'OctoWebhooksSupplierName "Supplier"',
+    'OctoWebhooksSupplierReference "REF"', 'OctoWebhooksSupplierWebsite "https://s.example.com"',
+    '<VirtualHost 127.0.0.1:1>', 'OctoWebhooksDatabase "dbname=other"', 'OctoWebhooksPoolMax 2',
+    '</VirtualHost>', '<Location /octo>', 'SetHandler octo-webhooks', 'OctoWebhooksMaxBodySize 1024',
+    'OctoWebhooksAuth remote-user', '</Location>');
+my ($ok, $out) = httpd_t($all);
+ok($ok, 'every directive at a valid value passes httpd -t') or diag($out);
+
+my @bad = (
+    [ 'OctoWebhooksPoolMax 0', 'OctoWebhooksPoolMax' ],
+    [ 'OctoWebhooksPoolMax many', 'OctoWebhooksPoolMax' ],
+    [ 'OctoWebhooksPoolKeep -1', 'OctoWebhooksPoolKeep' ],
+    [ "OctoWebhooksPoolMax 2\nOctoWebhooksPoolKeep 9", 'OctoWebhooksPoolKeep' ],
+    [ 'OctoWebhooksPoolTTL forever', 'OctoWebhooksPoolTTL' ],
+    [ 'OctoWebhooksConnectTimeout 0', 'OctoWebhooksConnectTimeout' ],
+    [ "<Location /x>\nOctoWebhooksMaxBodySize abc\n</Location>", 'OctoWebhooksMaxBodySize' ],
+    [ 'OctoWebhooksMaxBodySize 10', 'OctoWebhooksMaxBodySize' ],
+    [ q{OctoWebhooksDatabase "host='unterminated"}, 'OctoWebhooksDatabase' ],
+    [ 'OctoWebhooksDatabase "nokey"', 'OctoWebhooksDatabase' ],
+    [ 'OctoWebhooksAuth foo', 'OctoWebhooksAuth' ],
+    [ 'OctoWebhooksRetrySchedule "5x"', 'OctoWebhooksRetrySchedule' ],
+    [ 'OctoWebhooksRetrySchedule 5s -1s', 'OctoWebhooksRetrySchedule' ],
+    [ 'OctoWebhooksDispatcher maybe', 'OctoWebhooksDispatcher' ],
+    [ 'OctoWebhooksDeliveryTimeout 0', 'OctoWebhooksDeliveryTimeout' ],
+    [ "OctoWebhooksDeliveryTimeout 10s\nOctoWebhooksDeliveryConnectTimeout 20s", 'OctoWebhooksDeliveryConnectTimeout' ],
+    [ "OctoWebhooksDeliveryTimeout 30s\nOctoWebhooksLease 10s", 'OctoWebhooksLease' ],
+    [ 'OctoWebhooksMaxConcurrency 0', 'OctoWebhooksMaxConcurrency' ],
+    [ 'OctoWebhooksMaxPerHost x', 'OctoWebhooksMaxPerHost' ],
+    [ 'OctoWebhooksBatchSize 100000', 'OctoWebhooksBatchSize' ],
+    [ 'OctoWebhooksPollInterval 1ms', 'OctoWebhooksPollInterval' ],
+    [ 'OctoWebhooksResponseCap -5', 'OctoWebhooksResponseCap' ],
+    [ 'OctoWebhooksAllowNetworks 10.0.0.0/33', 'OctoWebhooksAllowNetworks' ],
+    [ 'OctoWebhooksAllowNetworks example.com', 'OctoWebhooksAllowNetworks' ],
+    [ "<VirtualHost 127.0.0.1:1>\nOctoWebhooksPoolMax 1\nOctoWebhooksPoolKeep 2\n</VirtualHost>", 'OctoWebhooksPoolKeep' ],
+);
+for my $case (@bad) {
+    my ($ok, $out) = httpd_t($case->[0]);
+    (my $name = $case->[0]) =~ s/\n/; /g;
+    ok(!$ok, "refused: $name");
+    like($out, qr/\Q$case->[1]\E/, "the message names $case->[1]");
+}
+
+# every member of the config structs has a default and a merge rule
+my $h = do { local (@ARGV, $/) = "$ENV{OWH_SRCDIR}/src/owh_config.h"; <> };
+my $c = do { local (@ARGV, $/) = "$ENV{OWH_SRCDIR}/src/owh_config.c"; <> };
+my ($merge_srv) = $c =~ /(void \*owh_config_srv_merge\(.*?\n\})/s;
+my ($merge_dir) = $c =~ /(void \*owh_config_dir_merge\(.*?\n\})/s;
+my ($defaults) = $c =~ /(static apr_status_t finalize_one\(.*?\n\})/s;
+my ($create_dir) = $c =~ /(void \*owh_config_dir_create\(.*?\n\})/s;
+my ($dir_defaults) = $h =~ /(Directory settings with their defaults applied.*)/s;
+$dir_defaults .= $c;
+my $members = 0;
+for my $struct ([ 'owh_srv_conf_t', $merge_srv ], [ 'owh_dir_conf_t', $merge_dir ]) {
+    my ($body) = $h =~ /typedef struct \Q$struct->[0]\E \{(.*?)\} \Q$struct->[0]\E;/s;
+    ok($body, "found $struct->[0]");
+    $body =~ s{/\* runtime.*}{}s;               # runtime state is not configuration
+    $body =~ s{/\*.*?\*/}{}gs;
+    for my $decl (split /;/, $body) {
+        next unless $decl =~ /\w/;
+        my @names = $decl =~ /(\w+)\s*(?=,|$)/g;
+        for my $m (@names) {
+            $members++;
+            like($struct->[1], qr/\b\Q$m\E\b/, "$struct->[0].$m has a merge rule");
+            my $has_default = $struct->[0] eq 'owh_srv_conf_t'
+                ? ($defaults =~ /\b\Q$m\E\b/ || $m =~ /^(supplier_\w+|allow_networks|retry_delays)$/)
+                : ($create_dir =~ /\b\Q$m\E\b/);
+            ok($has_default, "$struct->[0].$m has a default");
+        }
+    }
+}
+cmp_ok($members, '>', 20, 'all config members were found');
+done_testing();
