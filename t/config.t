@@ -34,7 +34,7 @@ my $all = join("\n",
     'OctoWebhooksResponseCap 4096', 'OctoWebhooksAllowNetworks 127.0.0.1/32 ::1 10.0.0.0/8',
     'OctoWebhooksSupplierId "s-1"', 'OctoWebhooksSupplierName "Supplier"',
     'OctoWebhooksSupplierReference "REF"', 'OctoWebhooksSupplierWebsite "https://s.example.com"',
-    '<VirtualHost 127.0.0.1:1>', 'OctoWebhooksDatabase "dbname=other"', 'OctoWebhooksPoolMax 2',
+    '<VirtualHost 127.0.0.1:1>', 'OctoWebhooksDatabase "dbname=other"', 'OctoWebhooksPoolMax 6',
     '</VirtualHost>', '<Location /octo>', 'SetHandler octo-webhooks', 'OctoWebhooksMaxBodySize 1024',
     'OctoWebhooksAuth remote-user', '</Location>');
 my ($ok, $out) = httpd_t($all);

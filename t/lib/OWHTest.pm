@@ -10,6 +10,7 @@ use LWP::UserAgent ();
 use HTTP::Request ();
 use Apache::Test ();
 use Apache::TestRequest ();
+use File::Temp ();
 
 our @EXPORT = qw(token api psql_query pg_stop pg_start server_restart json_encode);
 
@@ -27,8 +28,12 @@ sub _psql {
         push @vars, '-v', "p$i=" . (defined $p ? $p : '');
         $sql =~ s/\$$i\b/:'p$i'/g;
     }
+    # psql interpolates :'var' only in scripts, not in -c
+    my $file = File::Temp->new(SUFFIX => '.sql');
+    print $file "$sql;\n";
+    close $file;
     open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-F', "\x1f", '-v', 'ON_ERROR_STOP=1',
-         @vars, '-d', $ENV{OWH_TEST_CONNINFO}, '-c', $sql) or die "psql: $!";
+         @vars, '-d', $ENV{OWH_TEST_CONNINFO}, '-f', "$file") or die "psql: $!";
     my @rows = map { chomp; [ split /\x1f/, $_, -1 ] } grep { length } <$fh>;
     close $fh;
     return ($? == 0, \@rows);
