@@ -53,8 +53,7 @@ echo "BODY_NOAUTH $(tr -d '\n' < "$work/noauth")"
 echo "STATUS_AUTH $(curl -s -o "$work/auth" -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/octo/webhooks")"
 echo "BODY_AUTH $(tr -d '\n' < "$work/auth")"
 apache2ctl -M 2>/dev/null | grep -q octo_webhooks_module && echo "LOADED octo_webhooks_module"
-. /etc/apache2/envvars
-syspid=$(cat "${APACHE_PID_FILE:-/var/run/apache2/apache2.pid}" 2>/dev/null || true)
+syspid=$(set +u; . /etc/apache2/envvars; cat "${APACHE_PID_FILE:-/var/run/apache2/apache2.pid}" 2>/dev/null || true)
 apache2ctl stop
 for i in $(seq 1 50); do [ -n "$syspid" ] && kill -0 "$syspid" 2>/dev/null || break; sleep 0.1; done
 [ -n "$syspid" ] && ! kill -0 "$syspid" 2>/dev/null && echo "STOPPED"
