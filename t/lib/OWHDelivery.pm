@@ -1,0 +1,314 @@
+package OWHDelivery;
+# Helpers for the delivery tests: a fresh database per test file, private
+# httpd instances (with their dispatcher) on it, and a receiving endpoint
+# (the sink) that records every request and answers as the test says.
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Temp qw(tempdir);
+use IO::Socket::INET ();
+use JSON::PP ();
+use LWP::UserAgent ();
+use HTTP::Request ();
+use Fcntl qw(:flock);
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(new_database start_httpd start_sink dtoken emit api_at q_at wait_until free_port);
+
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+my @instances;
+my $dbn = 0;
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub wait_until {
+    my ($cond, $timeout) = @_;
+    my $end = time + ($timeout // 20);
+    while (time < $end) {
+        my $v = $cond->();
+        return $v if $v;
+        sleep 0.1;
+    }
+    return $cond->();
+}
+
+# psql with -v variables through a script file (psql interpolates :'v' only there).
+sub q_at {
+    my ($conninfo, $sql, @params) = @_;
+    my @vars;
+    my $i = 0;
+    for my $p (@params) {
+        $i++;
+        push @vars, '-v', "p$i=" . (defined $p ? $p : '');
+        $sql =~ s/\$$i\b/:'p$i'/g;
+    }
+    my $file = File::Temp->new(SUFFIX => '.sql');
+    print $file "$sql;\n";
+    close $file;
+    open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-F', "\x1f", '-v', 'ON_ERROR_STOP=1', @vars,
+         '-d', $conninfo, '-f', "$file") or die "psql: $!";
+    my @rows = map { chomp; [ split /\x1f/, $_, -1 ] } grep { length } <$fh>;
+    close $fh;
+    die "psql failed: $sql\n" if $?;
+    return \@rows;
+}
+
+# A fresh database in the test cluster: other test files' webhooks never see
+# this file's events.
+sub new_database {
+    my $name = sprintf('owh_dlv_%d_%d', $$, ++$dbn);
+    my $base = $ENV{OWH_TEST_CONNINFO};
+    q_at($base, "CREATE DATABASE $name");
+    (my $ci = $base) =~ s/dbname=\S+/dbname=$name/;
+    return $ci;
+}
+
+sub dtoken {
+    my ($conninfo, $connection, @abilities) = @_;
+    my $list = '{' . join(',', map { qq("$_") } @abilities) . '}';
+    return q_at($conninfo, 'SELECT octo_webhooks.create_token($1, $2::text[], $3)', $connection, $list, 'test')->[0][0];
+}
+
+# emit(conninfo, event, object (perl data), connection, language, supplier)
+sub emit {
+    my ($conninfo, $event, $object, $connection, $language, $supplier) = @_;
+    return q_at($conninfo, 'SELECT octo_webhooks.emit($1, $2::jsonb, NULLIF($3, \'\'), NULLIF($4, \'\'), NULLIF($5, \'\')::jsonb)',
+                $event, $JSON->encode($object), $connection // '', $language // '',
+                defined $supplier ? $JSON->encode($supplier) : '')->[0][0];
+}
+
+my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 0);
+
+sub api_at {
+    my ($base, $method, $path, %opt) = @_;
+    my $req = HTTP::Request->new($method => $base . $path);
+    $req->header(Authorization => "Bearer $opt{token}") if defined $opt{token};
+    $req->header('Octo-Capabilities' => $opt{caps}) if defined $opt{caps};
+    if (exists $opt{json}) {
+        $req->content($JSON->encode($opt{json}));
+        $req->header('Content-Type' => 'application/json');
+    }
+    $req->header('Content-Length' => length($req->content // ''));
+    my $res = $ua->request($req);
+    return { code => $res->code, json => eval { $JSON->decode($res->decoded_content) }, body => $res->decoded_content };
+}
+
+# ---- private httpd instances ------------------------------------------------
+package OWHDelivery::Httpd;
+use Time::HiRes qw(sleep);
+
+sub new {
+    my ($class, %opt) = @_;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $port = OWHDelivery::free_port();
+    my $mods = '/usr/lib/apache2/modules';
+    my $self = bless { dir => $dir, port => $port, base => "http://127.0.0.1:$port/octo", %opt }, $class;
+    open(my $fh, '>', "$dir/httpd.conf") or die;
+    print $fh join("\n",
+        qq{ServerRoot "$dir"}, 'ServerName 127.0.0.1', "Listen 127.0.0.1:$port",
+        qq{PidFile "$dir/httpd.pid"}, qq{DefaultRuntimeDir "$dir"}, qq{ErrorLog "$dir/error.log"},
+        qq{Mutex file:$dir default}, 'LogLevel warn octo_webhooks:info',
+        'StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 10', 'MaxRequestWorkers 20',
+        "LoadModule mpm_event_module $mods/mod_mpm_event.so",
+        "LoadModule authz_core_module $mods/mod_authz_core.so",
+        qq{LoadModule octo_webhooks_module "$ENV{OWH_SRCDIR}/.libs/mod_octo_webhooks.so"},
+        qq{OctoWebhooksDatabase "$opt{conninfo}"},
+        'OctoWebhooksAllowNetworks 127.0.0.0/8 ::1',
+        'OctoWebhooksPollInterval 200ms',
+        $opt{directives} // '',
+        '<Location /octo>', 'SetHandler octo-webhooks', '</Location>', '');
+    close $fh;
+    $self->start;
+    push @instances, $self;
+    return $self;
+}
+
+sub base { $_[0]{base} }
+sub conf { "$_[0]{dir}/httpd.conf" }
+
+sub start {
+    my ($self) = @_;
+    system('/usr/sbin/apache2', '-f', $self->conf, '-k', 'start') == 0 or die "httpd did not start\n";
+    OWHDelivery::wait_until(sub { OWHDelivery::api_at($self->{base}, 'GET', '/webhooks')->{code} == 401 }, 20)
+        or die "httpd does not answer:\n" . $self->error_log;
+    OWHDelivery::wait_until(sub { $self->dispatcher_pid }, 10) unless ($self->{directives} // '') =~ /Dispatcher Off/;
+}
+
+sub pid {
+    my ($self) = @_;
+    open(my $fh, '<', "$self->{dir}/httpd.pid") or return;
+    chomp(my $p = <$fh> // '');
+    return $p;
+}
+
+sub error_log {
+    my ($self) = @_;
+    open(my $fh, '<', "$self->{dir}/error.log") or return '';
+    local $/;
+    return <$fh>;
+}
+
+# The running dispatcher: the last one that logged "started" and is alive.
+sub dispatcher_pid {
+    my ($self) = @_;
+    my @pids = $self->error_log =~ /OWH00507: dispatcher \S+?:(\d+) started/g;
+    for my $p (reverse @pids) { return $p if kill(0, $p) && -e "/proc/$p" && _ppid($p) == ($self->pid // -1) }
+    return;
+}
+
+sub _ppid {
+    open(my $fh, '<', "/proc/$_[0]/stat") or return -1;
+    my $s = <$fh>;
+    return $s =~ /\) \S (\d+)/ ? $1 : -1;
+}
+
+sub graceful {
+    my ($self) = @_;
+    my $old = $self->dispatcher_pid;
+    system('/usr/sbin/apache2', '-f', $self->conf, '-k', 'graceful');
+    OWHDelivery::wait_until(sub { my $p = $self->dispatcher_pid; $p && (!$old || $p != $old) }, 20);
+}
+
+sub stop {
+    my ($self) = @_;
+    my $pid = $self->pid or return;
+    system('/usr/sbin/apache2', '-f', $self->conf, '-k', 'stop');
+    OWHDelivery::wait_until(sub { !kill(0, $pid) }, 20);
+    delete $self->{running};
+}
+
+# ---- the sink ---------------------------------------------------------------
+package OWHDelivery::Sink;
+use Fcntl qw(:flock);
+use Time::HiRes qw(time sleep);
+use HTTP::Daemon ();
+use HTTP::Response ();
+
+sub new {
+    my ($class) = @_;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $d = HTTP::Daemon->new(LocalAddr => '127.0.0.1', LocalPort => 0, ReuseAddr => 1, Listen => 128,
+                              Timeout => 30) or die "sink: $!";
+    my $self = bless { dir => $dir, port => $d->sockport }, $class;
+    $self->_write_json('behave.json', {});
+    my $pid = fork // die;
+    if (!$pid) {
+        # its own process group, so stop() takes the connection children too;
+        # _exit: the test's END blocks are not the sink's to run
+        setpgrp(0, 0);
+        $SIG{CHLD} = 'IGNORE';
+        while (1) {
+            my $c = $d->accept or next;
+            my $kid = fork;
+            if (defined $kid && !$kid) {
+                while (my $req = $c->get_request) { $self->_serve($c, $req) }
+                POSIX::_exit(0);
+            }
+            close $c;
+        }
+    }
+    $self->{pid} = $pid;
+    close $d;
+    push @instances, $self;
+    return $self;
+}
+
+sub url { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '/') }
+
+sub _read_json {
+    my ($self, $name) = @_;
+    open(my $fh, '<', "$self->{dir}/$name") or return {};
+    local $/;
+    return eval { $JSON->decode(<$fh>) } || {};
+}
+
+sub _write_json {
+    my ($self, $name, $data) = @_;
+    open(my $fh, '>', "$self->{dir}/$name.tmp") or die;
+    print $fh $JSON->encode($data);
+    close $fh;
+    rename "$self->{dir}/$name.tmp", "$self->{dir}/$name";
+}
+
+# behave('/path', codes => [500, 200], delay => 0): the Nth request to path
+# gets the Nth code (the last repeats), after delay seconds.
+sub behave {
+    my ($self, $path, %opt) = @_;
+    my $b = $self->_read_json('behave.json');
+    $b->{$path} = { codes => $opt{codes} || [200], delay => $opt{delay} || 0 };
+    $self->_write_json('behave.json', $b);
+}
+
+sub _serve {
+    my ($self, $c, $req) = @_;
+    my $path = $req->uri->path;
+    open(my $lock, '>>', "$self->{dir}/lock") or die;
+    flock($lock, LOCK_EX);
+    my $counts = $self->_read_json('counts.json');
+    my $n = $counts->{$path}++ // 0;
+    $self->_write_json('counts.json', $counts);
+    my %h;
+    $req->headers->scan(sub { $h{ lc $_[0] } = $_[1] });
+    open(my $log, '>>', "$self->{dir}/requests.log") or die;
+    print $log $JSON->encode({ method => $req->method, path => $path, query => $req->uri->query,
+                               uri => $req->uri->as_string, headers => \%h, body => $req->content,
+                               time => time, n => $n }), "\n";
+    close $log;
+    close $lock;
+    my $b = $self->_read_json('behave.json')->{$path} || { codes => [200], delay => 0 };
+    my @codes = @{ $b->{codes} };
+    my $code = $codes[ $n < @codes ? $n : $#codes ];
+    sleep $b->{delay} if $b->{delay};
+    my $res = HTTP::Response->new($code);
+    $res->content("sink says $code");
+    $res->header('Content-Type' => 'text/plain');
+    $c->send_response($res);
+}
+
+# The recorded requests (to one path, or all), bodies decoded when JSON.
+sub requests {
+    my ($self, $path) = @_;
+    open(my $fh, '<', "$self->{dir}/requests.log") or return [];
+    my @r;
+    while (my $line = <$fh>) {
+        my $r = eval { $JSON->decode($line) } or next;
+        next if defined $path && $r->{path} ne $path;
+        $r->{json} = eval { $JSON->decode($r->{body}) };
+        push @r, $r;
+    }
+    return \@r;
+}
+
+sub wait_for {
+    my ($self, %opt) = @_;
+    my $want = $opt{count} // 1;
+    OWHDelivery::wait_until(sub { @{ $self->requests($opt{path}) } >= $want }, $opt{timeout} // 20);
+    return $self->requests($opt{path});
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid};
+    kill 'TERM', -$self->{pid};
+    waitpid($self->{pid}, 0);
+    delete $self->{pid};
+}
+
+package OWHDelivery;
+
+sub start_httpd { OWHDelivery::Httpd->new(@_) }
+sub start_sink { OWHDelivery::Sink->new(@_) }
+
+END {
+    my $rc = $?;
+    for my $i (reverse @instances) { eval { $i->stop } }
+    $? = $rc;
+}
+
+1;
