@@ -7,6 +7,7 @@ use lib 't/lib';
 use OWHDelivery;
 use MIME::Base64 qw(encode_base64);
 use JSON::PP ();
+use File::Temp ();
 
 my $db = new_database();
 my $h = start_httpd(conninfo => $db, directives => join("\n",
@@ -80,7 +81,11 @@ is_deeply($rows->[0], [200, 't', 'sink says 200', 't'], 'attempt recorded: statu
 for my $case ([ 'nope', { uuid => 'x' }, qr/unknown event/ ], [ 'booking_update', [1], qr/must be a JSON object/ ],
               [ 'booking_update', { status => 'x' }, qr/needs "uuid"/ ], [ 'product_update', { name => 'x' }, qr/needs "id"/ ],
               [ 'availability_update', { productId => 'p' }, qr/availability id/ ]) {
-    my $err = `psql -X -q -d '$db' -c "SELECT octo_webhooks.emit('$case->[0]', '@{[ JSON::PP->new->encode($case->[1]) ]}'::jsonb)" 2>&1`;
+    my $f = File::Temp->new(SUFFIX => '.sql');
+    print $f "SELECT octo_webhooks.emit(:'ev', :'obj'::jsonb);\n";
+    close $f;
+    my $obj = JSON::PP->new->encode($case->[1]);
+    my $err = `psql -X -q -d '$db' -v ev='$case->[0]' -v obj='$obj' -f $f 2>&1`;
     like($err, $case->[2], "emit refuses: $case->[0] " . JSON::PP->new->encode($case->[1]));
 }
 # emit is transactional: a rolled-back transaction leaves no event
