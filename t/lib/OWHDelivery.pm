@@ -13,6 +13,7 @@ use HTTP::Request ();
 use Fcntl qw(:flock);
 use POSIX ();
 use Time::HiRes qw(time sleep);
+use OWHTest ();
 
 our @EXPORT = qw(new_database start_httpd start_sink dtoken emit api_at q_at wait_until free_port);
 
@@ -38,26 +39,8 @@ sub wait_until {
     return $cond->();
 }
 
-# psql with -v variables through a script file (psql interpolates :'v' only there).
-sub q_at {
-    my ($conninfo, $sql, @params) = @_;
-    my @vars;
-    my $i = 0;
-    for my $p (@params) {
-        $i++;
-        push @vars, '-v', "p$i=" . (defined $p ? $p : '');
-        $sql =~ s/\$$i\b/:'p$i'/g;
-    }
-    my $file = File::Temp->new(SUFFIX => '.sql');
-    print $file "$sql;\n";
-    close $file;
-    open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-F', "\x1f", '-v', 'ON_ERROR_STOP=1', @vars,
-         '-d', $conninfo, '-f', "$file") or die "psql: $!";
-    my @rows = map { chomp; [ split /\x1f/, $_, -1 ] } grep { length } <$fh>;
-    close $fh;
-    die "psql failed: $sql\n" if $?;
-    return \@rows;
-}
+# SQL with psql variables (shared with the API tests).
+sub q_at { OWHTest::psql_at(@_) }
 
 # A fresh database in the test cluster: other test files' webhooks never see
 # this file's events.

@@ -12,15 +12,24 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use File::Temp ();
 
-our @EXPORT = qw(token api psql_query pg_stop pg_start server_restart json_encode);
+our @EXPORT = qw(token api psql_query psql_at pg_stop pg_start server_restart json_encode);
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
 sub json_encode { $JSON->encode($_[0]) }
 
 # psql with -v variables: values never become SQL text.
-sub _psql {
-    my ($sql, @params) = @_;
+sub _psql { _psql_at($ENV{OWH_TEST_CONNINFO}, @_) }
+
+# psql_at(conninfo, sql, params...) -> arrayref of rows; dies on error.
+sub psql_at {
+    my ($ok, $rows) = _psql_at(@_);
+    die "psql failed: $_[1]\n" unless $ok;
+    return $rows;
+}
+
+sub _psql_at {
+    my ($conninfo, $sql, @params) = @_;
     my @vars;
     my $i = 0;
     for my $p (@params) {
@@ -33,18 +42,13 @@ sub _psql {
     print $file "$sql;\n";
     close $file;
     open(my $fh, '-|', 'psql', '-X', '-q', '-A', '-t', '-F', "\x1f", '-v', 'ON_ERROR_STOP=1',
-         @vars, '-d', $ENV{OWH_TEST_CONNINFO}, '-f', "$file") or die "psql: $!";
+         @vars, '-d', $conninfo, '-f', "$file") or die "psql: $!";
     my @rows = map { chomp; [ split /\x1f/, $_, -1 ] } grep { length } <$fh>;
     close $fh;
     return ($? == 0, \@rows);
 }
 
-sub psql_query {
-    my ($sql, @params) = @_;
-    my ($ok, $rows) = _psql($sql, @params);
-    die "psql failed: $sql\n" unless $ok;
-    return $rows;
-}
+sub psql_query { psql_at($ENV{OWH_TEST_CONNINFO}, @_) }
 
 # A fresh token of the connection with these abilities (the schema is made
 # by the module when the test server starts; wait for it if needed).
