@@ -32,6 +32,12 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_LEASE               apr_time_from_sec(60)
 #define DEF_POLL_INTERVAL       apr_time_from_sec(2)
 #define DEF_RESPONSE_CAP        1024
+#define DEF_WEBHOOK_CONCURRENCY 1
+#define DEF_WEBHOOK_RATE        0
+#define DEF_MAX_RETRY_AFTER     apr_time_from_sec(3600)
+#define DEF_DISABLE_AFTER       apr_time_from_sec(5 * 86400)
+#define DEF_SECRET_GRACE        apr_time_from_sec(86400)
+#define DEF_MAX_PAYLOAD         (256 * 1024)
 
 #define UNSET_TIME ((apr_interval_time_t)-1)
 #define UNSET_SIZE ((apr_size_t)-1)
@@ -167,6 +173,23 @@ static const char *set_response_cap(cmd_parms *cmd, void *d, const char *arg)
     if (!err) SRV(cmd)->response_cap = (apr_size_t)n;
     return err;
 }
+static const char *set_webhook_concurrency(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 1, 10000, &SRV(cmd)->webhook_concurrency); }
+static const char *set_webhook_rate(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 0, 100000, &SRV(cmd)->webhook_rate); }
+static const char *set_max_retry_after(cmd_parms *cmd, void *d, const char *arg)
+{ return time_arg(cmd, arg, 0, apr_time_from_sec(7 * 86400), &SRV(cmd)->max_retry_after); }
+static const char *set_disable_after(cmd_parms *cmd, void *d, const char *arg)
+{ return time_arg(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(365 * 86400), &SRV(cmd)->disable_after); }
+static const char *set_secret_grace(cmd_parms *cmd, void *d, const char *arg)
+{ return time_arg(cmd, arg, 0, apr_time_from_sec(30 * 86400), &SRV(cmd)->secret_grace); }
+static const char *set_max_payload(cmd_parms *cmd, void *d, const char *arg)
+{
+    int n = 0;
+    const char *err = int_in_range(cmd, arg, 1024, 64 * 1024 * 1024, &n);
+    if (!err) SRV(cmd)->max_payload = (apr_size_t)n;
+    return err;
+}
 static const char *set_supplier(cmd_parms *cmd, void *d, const char *arg)
 {
     owh_srv_conf_t *sc = SRV(cmd);
@@ -255,6 +278,20 @@ const command_rec owh_config_cmds[] = {
     AP_INIT_ITERATE("OctoWebhooksAllowNetworks", set_allow_network, NULL, RSRC_CONF,
         "networks deliveries may reach although private, loopback or reserved "
         "(e.g. 127.0.0.1/32 ::1; default: none — the SSRF guard refuses them all)"),
+    AP_INIT_TAKE1("OctoWebhooksWebhookConcurrency", set_webhook_concurrency, NULL, RSRC_CONF,
+        "deliveries in flight to one webhook, all hosts together (default 1: strictly one "
+        "at a time; deliveries of one object are in event order whatever the value)"),
+    AP_INIT_TAKE1("OctoWebhooksWebhookRate", set_webhook_rate, NULL, RSRC_CONF,
+        "deliveries per second to one webhook at most, all hosts together (default 0: no cap)"),
+    AP_INIT_TAKE1("OctoWebhooksMaxRetryAfter", set_max_retry_after, NULL, RSRC_CONF,
+        "longest delay an endpoint's Retry-After (on 429 or 503) may impose (default 1h)"),
+    AP_INIT_TAKE1("OctoWebhooksDisableAfter", set_disable_after, NULL, RSRC_CONF,
+        "a webhook whose every attempt failed for this long is deactivated (default 5d)"),
+    AP_INIT_TAKE1("OctoWebhooksSecretGrace", set_secret_grace, NULL, RSRC_CONF,
+        "after POST /webhooks/{id}/secret the old secret keeps signing this long (default 24h)"),
+    AP_INIT_TAKE1("OctoWebhooksMaxPayloadSize", set_max_payload, NULL, RSRC_CONF,
+        "notifications larger than this many bytes are not sent but recorded as failed "
+        "(1024-67108864, default 262144)"),
     AP_INIT_TAKE1("OctoWebhooksSupplierId", set_supplier, "id", RSRC_CONF,
         "the payload's supplier.id"),
     AP_INIT_TAKE1("OctoWebhooksSupplierName", set_supplier, "name", RSRC_CONF,
@@ -280,6 +317,9 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->max_concurrency = c->max_per_host = c->batch_size = OWH_UNSET_INT;
     c->lease = c->poll_interval = UNSET_TIME;
     c->response_cap = UNSET_SIZE;
+    c->webhook_concurrency = c->webhook_rate = OWH_UNSET_INT;
+    c->max_retry_after = c->disable_after = c->secret_grace = UNSET_TIME;
+    c->max_payload = UNSET_SIZE;
     c->s = s;
     return c;
 }
@@ -314,6 +354,12 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(supplier_reference);
     MERGE_PTR(supplier_website);
     MERGE_PTR(allow_networks);
+    MERGE_INT(webhook_concurrency);
+    MERGE_INT(webhook_rate);
+    MERGE_TIME(max_retry_after);
+    MERGE_TIME(disable_after);
+    MERGE_TIME(secret_grace);
+    c->max_payload = (add->max_payload != UNSET_SIZE) ? add->max_payload : base->max_payload;
     c->store = NULL;                    /* runtime: made per child */
     c->s = add->s;
     return c;
@@ -364,6 +410,12 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->lease == UNSET_TIME) c->lease = DEF_LEASE;
     if (c->poll_interval == UNSET_TIME) c->poll_interval = DEF_POLL_INTERVAL;
     if (c->response_cap == UNSET_SIZE) c->response_cap = DEF_RESPONSE_CAP;
+    if (c->webhook_concurrency == OWH_UNSET_INT) c->webhook_concurrency = DEF_WEBHOOK_CONCURRENCY;
+    if (c->webhook_rate == OWH_UNSET_INT) c->webhook_rate = DEF_WEBHOOK_RATE;
+    if (c->max_retry_after == UNSET_TIME) c->max_retry_after = DEF_MAX_RETRY_AFTER;
+    if (c->disable_after == UNSET_TIME) c->disable_after = DEF_DISABLE_AFTER;
+    if (c->secret_grace == UNSET_TIME) c->secret_grace = DEF_SECRET_GRACE;
+    if (c->max_payload == UNSET_SIZE) c->max_payload = DEF_MAX_PAYLOAD;
 
     if (c->pool_keep > c->pool_max) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00101)

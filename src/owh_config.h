@@ -39,6 +39,12 @@ typedef struct owh_srv_conf_t {
     apr_size_t response_cap;            /* bytes of a response body kept */
     const char *supplier_id, *supplier_name, *supplier_reference, *supplier_website;
     owh_netguard_t *allow_networks;     /* SSRF exceptions; NULL = none */
+    int webhook_concurrency;            /* in flight per webhook, across hosts */
+    int webhook_rate;                   /* deliveries per webhook per second; 0 = no cap */
+    apr_interval_time_t max_retry_after;/* bound on an endpoint's Retry-After */
+    apr_interval_time_t disable_after;  /* failing this long deactivates a webhook */
+    apr_interval_time_t secret_grace;   /* a rotated-out secret keeps signing this long */
+    apr_size_t max_payload;             /* larger notifications are not sent */
 
     /* runtime, not configuration */
     owh_store_t *store;                 /* this child's pool for conninfo */

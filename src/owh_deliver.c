@@ -1,5 +1,7 @@
 /* owh_deliver.c — libcurl multi transfers. See owh_deliver.h. */
 #include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_date.h>
 #include <curl/curl.h>
 
 #include <arpa/inet.h>
@@ -27,6 +29,7 @@ typedef struct transfer_t {
     apr_size_t resp_len;
     apr_time_t started;
     const char *refused;        /* why the guard refused the connect */
+    const char *retry_after;    /* of the final response */
     char errbuf[CURL_ERROR_SIZE];
 } transfer_t;
 
@@ -56,6 +59,40 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         t->resp_len += take;
     }
     return n;
+}
+
+/* Keeps Retry-After of the final response (a status line starts over). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transfer_t *t = userp;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (n >= 5 && !strncmp(data, "HTTP/", 5)) t->retry_after = NULL;
+    else if (n > sizeof(name) - 1 && n < 256 && !strncasecmp(data, name, sizeof(name) - 1)) {
+        const char *v = data + sizeof(name) - 1, *end = data + n;
+        while (v < end && (*v == ' ' || *v == '\t')) ++v;
+        while (end > v && apr_isspace(end[-1])) --end;
+        t->retry_after = apr_pstrndup(t->pool, v, end - v);
+    }
+    return n;
+}
+
+apr_status_t owh_deliver_retry_after(const char *value, apr_time_t now, apr_interval_time_t max,
+                                     apr_interval_time_t *pdelay)
+{
+    apr_interval_time_t d;
+    if (!value || !*value) return APR_EINVAL;
+    if (strspn(value, "0123456789") == strlen(value)) {
+        if (strlen(value) > 9) d = max;                     /* beyond any bound anyway */
+        else d = apr_time_from_sec(atoi(value));
+    }
+    else {
+        apr_time_t when = apr_date_parse_http(value);
+        if (when == APR_DATE_BAD) return APR_EINVAL;
+        d = when - now;
+    }
+    *pdelay = d < 0 ? 0 : d > max ? max : d;
+    return APR_SUCCESS;
 }
 
 /* Every socket libcurl opens passes the SSRF guard with the address it is
@@ -151,6 +188,8 @@ apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_arra
     curl_easy_setopt(t->easy, CURLOPT_USERAGENT, d->params.user_agent);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
@@ -200,6 +239,7 @@ void owh_deliver_process(owh_deliver_t *d, owh_deliver_done_fn *done, void *ctx)
         t->resp[t->resp_len] = '\0';
         res.excerpt = t->resp;
         res.excerpt_len = t->resp_len;
+        res.retry_after = t->retry_after;
         if (t->refused && msg->data.result != CURLE_OK)
             res.error = t->refused;
         else if (msg->data.result != CURLE_OK)

@@ -26,7 +26,13 @@ typedef struct owh_transfer_result_t {
     apr_size_t excerpt_len;
     apr_time_t started;
     int latency_ms;
+    const char *retry_after;        /* the response's Retry-After value, or NULL */
 } owh_transfer_result_t;
+
+/* Retry-After (delay-seconds or an HTTP-date) as a delay from now, clamped to
+ * [0, max]; APR_EINVAL if it is neither. */
+apr_status_t owh_deliver_retry_after(const char *value, apr_time_t now, apr_interval_time_t max,
+                                     apr_interval_time_t *pdelay);
 
 /* Called once per finished transfer; the transfer's pool is destroyed after. */
 typedef void owh_deliver_done_fn(void *ctx, void *baton, const owh_transfer_result_t *res);

@@ -33,6 +33,7 @@
 #include "owh_deliver.h"
 #include "owh_payload.h"
 #include "owh_json.h"
+#include "owh_sign.h"
 #include "owh_log.h"
 
 APLOG_USE_MODULE(octo_webhooks);
@@ -40,6 +41,7 @@ APLOG_USE_MODULE(octo_webhooks);
 #define OWH_USER_AGENT "mod_octo_webhooks/" OWH_VERSION
 #define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
 #define FLUSH_AFTER     apr_time_from_msec(20)     /* outcomes wait at most this long */
+#define BLOCKED_POLL    apr_time_from_msec(50)     /* due work held back by a cap: look again */
 
 /* ---- the parent's side --------------------------------------------------- */
 typedef struct dispatcher_t {
@@ -194,6 +196,7 @@ typedef struct job_t {
     const char *body;
     apr_size_t len;
     apr_array_header_t *headers;
+    const char *unsendable;         /* why it can never be sent (recorded as failed) */
 } job_t;
 
 static int *host_count(loop_t *L, const char *host)
@@ -231,6 +234,7 @@ static void record(loop_t *L, job_t *j, int code, const char *error, const owh_t
     owh_result_t *r = apr_pcalloc(L->respool, sizeof(*r));
     apr_array_header_t *delays = L->sc->retry_delays;
     int ok = !error && code >= 200 && code < 300;
+    apr_interval_time_t after;
 
     r->delivery_id = apr_pstrdup(L->respool, j->job->delivery_id);
     r->claim_id = apr_pstrdup(L->respool, j->job->claim_id);
@@ -238,12 +242,20 @@ static void record(loop_t *L, job_t *j, int code, const char *error, const owh_t
     r->started = started;
     r->status_code = code;
     r->latency_ms = latency_ms;
+    r->gone = !error && code == 410;        /* the endpoint asks us to stop */
     if (res && res->excerpt_len) r->excerpt = utf8_clean(res->excerpt, res->excerpt_len, L->respool);
     if (error) r->error = utf8_clean(error, strlen(error), L->respool);
     else if (!ok) r->error = apr_psprintf(L->respool, "HTTP %d", code);
     if (ok) r->outcome = OWH_OUTCOME_SUCCEEDED;
-    else if ((j->wh && !j->wh->retry_on_error) || !delays || r->attempt > delays->nelts || !j->wh)
+    else if (!j->wh || j->unsendable || r->gone || !j->wh->retry_on_error || !delays
+             || r->attempt > delays->nelts)
         r->outcome = OWH_OUTCOME_FAILED;
+    else if ((code == 429 || code == 503) && res
+             && owh_deliver_retry_after(res->retry_after, apr_time_now(), L->sc->max_retry_after,
+                                        &after) == APR_SUCCESS) {
+        r->outcome = OWH_OUTCOME_RETRY;     /* the endpoint said when */
+        r->retry_in = after;
+    }
     else {
         apr_interval_time_t base = APR_ARRAY_IDX(delays, r->attempt - 1, apr_interval_time_t);
         double jitter = 0.8 + 0.4 * ((double)random() / RAND_MAX);     /* +-20% */
@@ -285,6 +297,7 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     apr_uri_t uri;
     json_t *supplier = L->supplier;
     owh_header_t *h;
+    const char *msg_id, *timestamp;
     apr_status_t rv;
 
     apr_pool_create(&p, L->pool);
@@ -306,16 +319,37 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     }
     if (owh_payload_build(&j->body, &j->len, j->wh, src->event_type, src->object_json, supplier,
                           NULL, p) != APR_SUCCESS) {
-        j->body = NULL;
+        j->unsendable = "the payload could not be built";
         return j;
     }
+    if (j->len > L->sc->max_payload) {
+        j->unsendable = apr_psprintf(p, "the payload is %" APR_SIZE_T_FMT " bytes, over "
+                                     "OctoWebhooksMaxPayloadSize (%" APR_SIZE_T_FMT ")",
+                                     j->len, L->sc->max_payload);
+        return j;
+    }
+    msg_id = apr_pstrcat(p, "msg_", c->delivery_id, NULL);
+    timestamp = apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(apr_time_now()));
     j->headers = apr_array_copy(p, j->wh->headers);
     h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
     h->name = "webhook-id";
-    h->value = apr_pstrcat(p, "msg_", c->delivery_id, NULL);
+    h->value = msg_id;
     h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
     h->name = "webhook-timestamp";
-    h->value = apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(apr_time_now()));
+    h->value = timestamp;
+    if (src->secret) {
+        /* During a rotation both secrets sign: receivers accept either. */
+        const char *sig = owh_sign_signature(src->secret, msg_id, timestamp, j->body, j->len, p);
+        const char *old = src->secret_previous
+            ? owh_sign_signature(src->secret_previous, msg_id, timestamp, j->body, j->len, p) : NULL;
+        if (!sig) {
+            j->unsendable = "the webhook's signing secret is malformed";
+            return j;
+        }
+        h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
+        h->name = "webhook-signature";
+        h->value = old ? apr_pstrcat(p, sig, " ", old, NULL) : sig;
+    }
     if (j->wh->use_contact_language && src->language && *src->language
         && strspn(src->language, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
            == strlen(src->language) && strlen(src->language) <= 35) {
@@ -381,17 +415,19 @@ static int ensure_db(loop_t *L)
 
 /* Writes recorded outcomes; kept in memory (and retried) while the database
  * is away. Unless forced, waits for half a batch or FLUSH_AFTER. */
-static void flush_results(loop_t *L, int force)
+static int flush_results(loop_t *L, int force)
 {
     apr_pool_t *tmp;
-    if (!L->results->nelts || !L->db) return;
+    int wrote = 0;
+    if (!L->results->nelts || !L->db) return 0;
     if (!force && L->results->nelts < L->sc->batch_size / 2 && owh_deliver_running(L->deliver)
         && apr_time_now() - L->results_since < FLUSH_AFTER)
-        return;
+        return 0;
     apr_pool_create(&tmp, L->pool);
-    if (owh_queue_complete(L->db, L->results, L->owner, tmp) == APR_SUCCESS) {
+    if (owh_queue_complete(L->db, L->results, L->owner, L->sc->disable_after, tmp) == APR_SUCCESS) {
         apr_pool_clear(L->respool);
         L->results = apr_array_make(L->respool, 64, sizeof(owh_result_t *));
+        wrote = 1;
     }
     else {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00504)
@@ -400,6 +436,7 @@ static void flush_results(loop_t *L, int force)
         if (L->db->broken) drop_db(L);
     }
     apr_pool_destroy(tmp);
+    return wrote;
 }
 
 /* Claims due work up to the free capacity; returns 1 if the batch was full. */
@@ -409,13 +446,19 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
     apr_array_header_t *jobs, *defer;
     int limit = L->sc->max_concurrency - L->claimed, i, full;
     apr_interval_time_t wait;
+    owh_claim_params_t cp;
 
     if (limit > L->sc->batch_size) limit = L->sc->batch_size;
     if (limit <= 0 || !L->db) return 0;
     apr_pool_create(&tmp, L->pool);
     jobs = apr_array_make(tmp, limit, sizeof(owh_job_t *));
     defer = apr_array_make(tmp, 8, sizeof(owh_job_t *));
-    if (owh_queue_claim(L->db, limit, L->sc->lease, L->owner, jobs, tmp) != APR_SUCCESS) {
+    cp.limit = limit;
+    cp.lease = L->sc->lease;
+    cp.owner = L->owner;
+    cp.per_webhook = L->sc->webhook_concurrency;
+    cp.rate = L->sc->webhook_rate;
+    if (owh_queue_claim(L->db, &cp, jobs, tmp) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00505)
                      "dispatcher: claim failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
         if (L->db->broken) drop_db(L);
@@ -427,9 +470,9 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
         job_t *j = prepare(L, src);
         L->claimed++;
-        if (!j->wh || !j->body) {
+        if (!j->wh || j->unsendable) {
             L->claimed--;
-            record(L, j, 0, j->wh ? "the payload could not be built" : "the webhook snapshot is unreadable",
+            record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable",
                    NULL, apr_time_now(), 0);
             apr_pool_destroy(j->pool);
         }
@@ -449,7 +492,10 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         }
     }
     if (defer->nelts) owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
-    if (!full && L->db && owh_queue_next_due(L->db, &wait, tmp) == APR_SUCCESS) *next_due = wait;
+    /* Due work a cap holds back shows as due now: look again shortly (a
+     * completion, ours or another host's unparking, wakes us sooner). */
+    if (!full && L->db && owh_queue_next_due(L->db, &wait, tmp) == APR_SUCCESS)
+        *next_due = wait < BLOCKED_POLL ? BLOCKED_POLL : wait;
     apr_pool_destroy(tmp);
     return full;
 }
@@ -499,7 +545,8 @@ static int dispatch_loop(loop_t *L)
             backoff = apr_time_from_msec(200);
             wake = 1;
         }
-        flush_results(L, stop_requested);
+        /* Finished deliveries free per-webhook slots: claim again. */
+        if (flush_results(L, stop_requested)) wake = 1;
         /* Claim when there is room for half a batch (or nothing is running):
          * a trickle of one-row claims would cost a round trip per delivery. */
         free_slots = L->sc->max_concurrency - L->claimed;

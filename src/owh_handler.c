@@ -19,6 +19,7 @@
 #include "owh_json.h"
 #include "owh_trigger.h"
 #include "owh_netguard.h"
+#include "owh_sign.h"
 #include "owh_log.h"
 
 APLOG_USE_MODULE(octo_webhooks);
@@ -36,6 +37,7 @@ typedef struct owh_req_t {
     owh_db_t *db;
     owh_caller_t caller;
     const char *id;                 /* {id} of the route, if any */
+    const char *sub;                /* {sub}: a second id (a delivery's) */
 } owh_req_t;
 
 /* ---- answers ------------------------------------------------------------- */
@@ -43,6 +45,18 @@ static int send_json(request_rec *r, int status, const json_t *j)
 {
     apr_size_t len = 0;
     const char *body = owh_json_dump(j, &len, r->pool);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, len);
+    if (!r->header_only) ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
+/* An answer PostgreSQL already rendered as JSON text. */
+static int send_json_text(request_rec *r, int status, const char *body)
+{
+    apr_size_t len = strlen(body);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -78,6 +92,9 @@ static int store_failed(owh_req_t *q, apr_status_t rv, const char *what)
                       q->db && q->db->errmsg ? q->db->errmsg : "no connection");
         return send_error(r, HTTP_SERVICE_UNAVAILABLE, "INTERNAL_SERVER_ERROR", MSG_UNAVAILABLE);
     }
+    /* A data exception (say February 31st) is the client's value, not our fault. */
+    if (q->db && q->db->sqlstate && !strncmp(q->db->sqlstate, "22", 2))
+        return bad_request(r, "A value in the request is out of range");
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, OWHLOGNO(00402) "%s failed: [%s] %s", what,
                   q->db && q->db->sqlstate ? q->db->sqlstate : "-",
                   q->db && q->db->errmsg ? q->db->errmsg : "-");
@@ -89,7 +106,7 @@ static json_t *list_to_json(const apr_array_header_t *list, apr_pool_t *p)
     json_t *arr = owh_json_pool_own(json_array(), p);
     int i;
     for (i = 0; i < list->nelts; ++i)
-        json_array_append(arr, owh_webhook_to_json(APR_ARRAY_IDX(list, i, owh_webhook_t *), p));
+        json_array_append(arr, owh_webhook_to_api_json(APR_ARRAY_IDX(list, i, owh_webhook_t *), p));
     return arr;
 }
 
@@ -170,7 +187,7 @@ static int webhooks_create(owh_req_t *q)
     const char *err = NULL;
     owh_webhook_t *wh = owh_webhook_make(r->pool);
     apr_status_t rv;
-    json_t *body;
+    json_t *body, *answer;
 
     if (read_json_object(q, 1, &body)) return OK;
     if (owh_webhook_apply_json(wh, body, 1, &err, r->pool) != APR_SUCCESS
@@ -181,7 +198,10 @@ static int webhooks_create(owh_req_t *q)
         return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
     if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
         return store_failed(q, rv, "create webhook");
-    return send_json(r, HTTP_OK, owh_webhook_to_json(wh, r->pool));
+    answer = owh_webhook_to_api_json(wh, r->pool);
+    /* The one time the secret is shown. */
+    if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
+    return send_json(r, HTTP_OK, answer);
 }
 
 static int webhooks_delete_by_url(owh_req_t *q)
@@ -216,7 +236,7 @@ static int webhook_get(owh_req_t *q)
     apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 0, q->r->pool);
     if (rv == APR_NOTFOUND) return not_found(q->r);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "get webhook");
-    return send_json(q->r, HTTP_OK, owh_webhook_to_json(wh, q->r->pool));
+    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
 }
 
 static int webhook_update(owh_req_t *q)
@@ -253,7 +273,8 @@ static int webhook_update(owh_req_t *q)
     if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
         || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
         goto failed;
-    return send_json(r, HTTP_OK, owh_webhook_to_json(wh, r->pool));
+    if (wh->active) wh->disabled_reason = wh->disabled_at = NULL;     /* cleared by the update */
+    return send_json(r, HTTP_OK, owh_webhook_to_api_json(wh, r->pool));
 failed:
     owh_store_rollback(q->db, r->pool);
     return store_failed(q, rv, "update webhook");
@@ -265,7 +286,7 @@ static int webhook_delete(owh_req_t *q)
     apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, q->id, &wh, q->r->pool);
     if (rv == APR_NOTFOUND) return not_found(q->r);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "delete webhook");
-    return send_json(q->r, HTTP_OK, owh_webhook_to_json(wh, q->r->pool));
+    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
 }
 
 /* POST /webhooks/{id}/trigger: test notifications through the real queue. */
@@ -298,9 +319,96 @@ static int webhook_trigger(owh_req_t *q)
                                                 "deliveryId", delivery_id, "object", obj));
     }
     if ((rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
-    answer = owh_json_pool_own(json_pack("{s:O, s:O}", "webhook", owh_webhook_to_json(wh, r->pool),
+    answer = owh_json_pool_own(json_pack("{s:O, s:O}", "webhook", owh_webhook_to_api_json(wh, r->pool),
                                          "queued", queued), r->pool);
     return send_json(r, HTTP_OK, answer);
+}
+
+/* POST /webhooks/{id}/secret: a new signing secret (generated, or the body's
+ * "secret"), shown once; the one it replaces signs too for the grace period. */
+static int webhook_secret(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    const char *secret = NULL, *err = NULL, *previous_until = NULL;
+    json_t *body, *v;
+    apr_status_t rv;
+
+    if (read_json_object(q, 0, &body)) return OK;
+    if (body && (v = json_object_get(body, "secret")) && !json_is_null(v)) {
+        if (!json_is_string(v)) return bad_request(r, "secret must be a \"whsec_...\" string");
+        if (owh_sign_secret_check(json_string_value(v), &err) != APR_SUCCESS) return bad_request(r, err);
+        secret = json_string_value(v);
+    }
+    else if (owh_sign_secret_generate(&secret, r->pool) != APR_SUCCESS)
+        return send_error(r, HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", MSG_INTERNAL);
+    rv = owh_store_webhook_set_secret(q->db, q->caller.connection, q->id, secret, q->sc->secret_grace,
+                                      &previous_until, r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "set secret");
+    return send_json(r, HTTP_OK, owh_json_pool_own(json_pack("{s:s, s:o}", "secret", secret,
+        "previousSecretValidUntil", previous_until ? json_string(previous_until) : json_null()), r->pool));
+}
+
+/* GET /webhooks/{id}/deliveries?status=&limit=&cursor= */
+static int webhook_deliveries(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    apr_table_t *args = NULL;
+    const char *status, *cursor, *limit_s, *json = NULL;
+    int limit = 20;
+    apr_status_t rv;
+
+    ap_args_to_table(r, &args);
+    status = args ? apr_table_get(args, "status") : NULL;
+    cursor = args ? apr_table_get(args, "cursor") : NULL;
+    limit_s = args ? apr_table_get(args, "limit") : NULL;
+    if (status && strcmp(status, "pending") && strcmp(status, "succeeded") && strcmp(status, "failed"))
+        return bad_request(r, "status must be pending, succeeded or failed");
+    if (limit_s) {
+        char *end;
+        apr_int64_t n = apr_strtoi64(limit_s, &end, 10);
+        if (!*limit_s || *end || n < 1 || n > 100) return bad_request(r, "limit must be a whole number from 1 to 100");
+        limit = (int)n;
+    }
+    if (cursor && !owh_uuid_valid(cursor)) return bad_request(r, "cursor is not one this API gave");
+    rv = owh_store_deliveries_list(q->db, q->caller.connection, q->id, status, cursor, limit, &json, r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv == APR_EINVAL) return bad_request(r, "cursor is not one this API gave");
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "list deliveries");
+    return send_json_text(r, HTTP_OK, json);
+}
+
+/* POST /webhooks/{id}/deliveries/{deliveryId}/retry */
+static int delivery_retry(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    const char *json = NULL;
+    apr_status_t rv = owh_store_delivery_retry(q->db, q->caller.connection, q->id, q->sub, &json, r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv == APR_EBUSY)
+        return send_error(r, HTTP_CONFLICT, "BAD_REQUEST", "The delivery is being attempted right now");
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "retry delivery");
+    return send_json_text(r, HTTP_OK, json);
+}
+
+/* POST /webhooks/{id}/recover {"since": "<ISO 8601>"}: requeues the failed
+ * deliveries created since then. */
+static int webhook_recover(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    json_t *body, *since;
+    int count = 0;
+    apr_status_t rv;
+
+    if (read_json_object(q, 1, &body)) return OK;
+    since = json_object_get(body, "since");
+    if (!since || !json_is_string(since) || !owh_iso8601_valid(json_string_value(since)))
+        return bad_request(r, "since is required: an ISO 8601 date-time such as 2026-11-20T08:00:00Z");
+    rv = owh_store_webhook_recover(q->db, q->caller.connection, q->id, json_string_value(since), &count,
+                                   r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "recover deliveries");
+    return send_json(r, HTTP_OK, owh_json_pool_own(json_pack("{s:i}", "requeued", count), r->pool));
 }
 
 /* ---- the route table ----------------------------------------------------- */
@@ -329,21 +437,30 @@ static const owh_route_t routes[] = {
         { M_DELETE, webhook_delete, OWH_ABILITY_WRITE } } },
     { "webhooks/{id}/trigger", "POST", {
         { M_POST, webhook_trigger, OWH_ABILITY_WRITE } } },
+    { "webhooks/{id}/secret", "POST", {
+        { M_POST, webhook_secret, OWH_ABILITY_WRITE } } },
+    { "webhooks/{id}/deliveries", "GET", {
+        { M_GET, webhook_deliveries, OWH_ABILITY_READ } } },
+    { "webhooks/{id}/deliveries/{sub}/retry", "POST", {
+        { M_POST, delivery_retry, OWH_ABILITY_WRITE } } },
+    { "webhooks/{id}/recover", "POST", {
+        { M_POST, webhook_recover, OWH_ABILITY_WRITE } } },
     { NULL }
 };
 
 /* Matches path ("webhooks/123") against a pattern such as "webhooks/{id}";
- * the segment under "{id}" goes to *pid. */
-static int route_match(const char *pattern, const char *path, const char **pid, apr_pool_t *p)
+ * the segments under "{id}" and "{sub}" go to ids[0] and ids[1]. */
+static int route_match(const char *pattern, const char *path, const char **ids, apr_pool_t *p)
 {
     while (*pattern) {
-        if (!strncmp(pattern, "{id}", 4)) {
+        int which = !strncmp(pattern, "{id}", 4) ? 0 : !strncmp(pattern, "{sub}", 5) ? 1 : -1;
+        if (which >= 0) {
             const char *end = strchr(path, '/');
             apr_size_t n = end ? (apr_size_t)(end - path) : strlen(path);
             if (n == 0 || n > 64) return 0;
-            *pid = apr_pstrndup(p, path, n);
+            ids[which] = apr_pstrndup(p, path, n);
             path += n;
-            pattern += 4;
+            pattern += which ? 5 : 4;
             continue;
         }
         if (*pattern != *path) return 0;
@@ -397,7 +514,7 @@ int owh_handler_handle(request_rec *r)
     owh_req_t q;
     const owh_route_t *route;
     const owh_method_t *m = NULL;
-    const char *caps;
+    const char *caps, *ids[2] = { NULL, NULL };
     int remote_user, i;
     apr_status_t rv;
 
@@ -416,7 +533,9 @@ int owh_handler_handle(request_rec *r)
         apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
     }
 
-    if (!(route = resolve_route(r, q.dc, &q.id))) return not_found(r);
+    if (!(route = resolve_route(r, q.dc, ids))) return not_found(r);
+    q.id = ids[0];
+    q.sub = ids[1];
     for (i = 0; i < 4 && route->methods[i].fn; ++i)
         if (route->methods[i].method == r->method_number) { m = &route->methods[i]; break; }
     if (!m) {

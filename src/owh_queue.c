@@ -17,30 +17,18 @@ static const char *opt_value(PGresult *res, int row, int col, apr_pool_t *p)
     return PQgetisnull(res, row, col) ? NULL : apr_pstrdup(p, PQgetvalue(res, row, col));
 }
 
-apr_status_t owh_queue_claim(owh_db_t *db, int limit, apr_interval_time_t lease, const char *owner,
-                             apr_array_header_t *jobs, apr_pool_t *p)
+apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_array_header_t *jobs,
+                             apr_pool_t *p)
 {
     PGresult *res;
-    const char *args[] = { apr_itoa(p, limit), interval_text(lease, p), owner };
+    const char *args[] = { apr_itoa(p, cp->limit), interval_text(cp->lease, p), cp->owner,
+                           apr_itoa(p, cp->per_webhook), apr_itoa(p, cp->rate) };
     apr_time_t now = apr_time_now();
     apr_status_t rv;
     int i;
 
-    /* Oldest due first; a claimed row's due time moves to the lease's end, so
-     * a dispatcher that dies leaves it due again when the lease runs out. */
     rv = owh_store_query(&res, db, p,
-        "WITH due AS ("
-        "  SELECT id FROM octo_webhooks.deliveries"
-        "   WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
-        "   ORDER BY next_attempt_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-        " UPDATE octo_webhooks.deliveries d"
-        "    SET next_attempt_at = clock_timestamp() + $2::interval,"
-        "        claim_id = gen_random_uuid(), claimed_by = $3"
-        "   FROM due, octo_webhooks.events e"
-        "  WHERE d.id = due.id AND e.id = d.event_id"
-        " RETURNING d.id, d.claim_id, d.attempts, d.webhook::text, e.event_type, d.object_key,"
-        "           e.object::text, d.connection_id, e.language, e.supplier::text",
-        3, args);
+        "SELECT * FROM octo_webhooks.claim($1::int, $2::interval, $3, $4::int, $5::int)", 5, args);
     if (rv != APR_SUCCESS) return rv;
     for (i = 0; i < PQntuples(res); ++i) {
         owh_job_t *j = apr_pcalloc(p, sizeof(*j));
@@ -54,6 +42,8 @@ apr_status_t owh_queue_claim(owh_db_t *db, int limit, apr_interval_time_t lease,
         j->connection_id = apr_pstrdup(p, PQgetvalue(res, i, 7));
         j->language = opt_value(res, i, 8, p);
         j->supplier_json = opt_value(res, i, 9, p);
+        j->secret = opt_value(res, i, 10, p);
+        j->secret_previous = opt_value(res, i, 11, p);
         j->claimed_at = now;
         APR_ARRAY_PUSH(jobs, owh_job_t *) = j;
     }
@@ -67,10 +57,10 @@ static const char *outcome_name(owh_outcome_e o)
 }
 
 apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results, const char *owner,
-                                apr_pool_t *p)
+                                apr_interval_time_t disable_after, apr_pool_t *p)
 {
     json_t *arr;
-    const char *args[2];
+    const char *args[3];
     apr_size_t len;
     int i;
 
@@ -78,11 +68,11 @@ apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results,
     arr = owh_json_pool_own(json_array(), p);
     for (i = 0; i < results->nelts; ++i) {
         const owh_result_t *r = APR_ARRAY_IDX(results, i, owh_result_t *);
-        json_t *o = json_pack("{s:s, s:s, s:i, s:f, s:i, s:i, s:s, s:f}",
+        json_t *o = json_pack("{s:s, s:s, s:i, s:f, s:i, s:i, s:s, s:f, s:b}",
             "id", r->delivery_id, "claim", r->claim_id, "attempt", r->attempt,
             "started", (double)r->started / APR_USEC_PER_SEC, "code", r->status_code,
             "latency", r->latency_ms, "status", outcome_name(r->outcome),
-            "retry_in", (double)r->retry_in / APR_USEC_PER_SEC);
+            "retry_in", (double)r->retry_in / APR_USEC_PER_SEC, "gone", r->gone);
         if (!o) return APR_ENOMEM;
         json_object_set_new(o, "excerpt", r->excerpt ? json_string(r->excerpt) : json_null());
         json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
@@ -91,25 +81,11 @@ apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results,
     }
     args[0] = owh_json_dump(arr, &len, p);
     args[1] = owner;
-    /* The outcome applies only while our lease holds; the attempt is recorded
+    args[2] = interval_text(disable_after, p);
+    /* Outcomes apply only while our lease holds; the attempt is recorded
      * either way, because it happened. */
     return owh_store_query(NULL, db, p,
-        "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, claim uuid,"
-        "   attempt int, started float8, code int, latency int, status text, retry_in float8,"
-        "   excerpt text, error text)),"
-        " upd AS (UPDATE octo_webhooks.deliveries d"
-        "    SET status = r.status, attempts = r.attempt, claim_id = NULL,"
-        "        next_attempt_at = CASE WHEN r.status = 'pending'"
-        "          THEN clock_timestamp() + r.retry_in * interval '1 second' ELSE d.next_attempt_at END,"
-        "        completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE clock_timestamp() END,"
-        "        last_status = r.code, last_error = r.error"
-        "   FROM r WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'"
-        "  RETURNING d.id)"
-        " INSERT INTO octo_webhooks.attempts (delivery_id, attempt, started_at, status_code,"
-        "        latency_ms, response_excerpt, error, dispatcher)"
-        " SELECT r.id, r.attempt, to_timestamp(r.started), r.code, r.latency, r.excerpt, r.error, $2"
-        "   FROM r JOIN octo_webhooks.deliveries d ON d.id = r.id",
-        2, args);
+        "SELECT octo_webhooks.complete($1::jsonb, $2, $3::interval)", 3, args);
 }
 
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,

@@ -20,6 +20,8 @@ typedef struct owh_job_t {
     const char *connection_id;
     const char *language;        /* or NULL */
     const char *supplier_json;   /* or NULL: the directives' supplier */
+    const char *secret;          /* whsec_...: the webhook's signing secret, or NULL */
+    const char *secret_previous; /* during a rotation, or NULL */
     apr_time_t claimed_at;
 } owh_job_t;
 
@@ -35,15 +37,28 @@ typedef struct owh_result_t {
     const char *error;           /* or NULL */
     owh_outcome_e outcome;
     apr_interval_time_t retry_in;/* for OWH_OUTCOME_RETRY */
+    int gone;                    /* the endpoint answered 410: deactivate the webhook */
 } owh_result_t;
 
-/* Claims up to limit due deliveries for lease; appends owh_job_t to jobs. */
-apr_status_t owh_queue_claim(owh_db_t *db, int limit, apr_interval_time_t lease, const char *owner,
-                             apr_array_header_t *jobs, apr_pool_t *p);
+/* What bounds a claim besides its size. */
+typedef struct owh_claim_params_t {
+    int limit;                   /* deliveries in all */
+    apr_interval_time_t lease;
+    const char *owner;           /* host:pid */
+    int per_webhook;             /* in flight per webhook, across dispatchers */
+    int rate;                    /* claims per webhook per second; 0: no cap */
+} owh_claim_params_t;
 
-/* Records the attempts and applies the outcomes (owh_result_t) in one statement. */
+/* Claims due heads of their object's line within the caps (octo_webhooks.claim);
+ * appends owh_job_t to jobs. */
+apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_array_header_t *jobs,
+                             apr_pool_t *p);
+
+/* Records the attempts and applies the outcomes (owh_result_t) in one round
+ * trip (octo_webhooks.complete): 410 deactivation, auto-disable after
+ * disable_after of failures only, unparking of each object's next delivery. */
 apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results, const char *owner,
-                                apr_pool_t *p);
+                                apr_interval_time_t disable_after, apr_pool_t *p);
 
 /* Gives claimed, unsent jobs (owh_job_t *) back, due after delay. */
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,

@@ -105,4 +105,24 @@ apr_status_t owh_store_webhook_trigger(owh_db_t *db, const char *connection, con
                                        const char *object_json, const char **pevent_id,
                                        const char **pdelivery_id, apr_pool_t *p);
 
+/* ---- deliveries and secrets (owh_store_deliveries.c) --------------------- */
+/* Sets the webhook's signing secret; the one it replaces keeps signing for
+ * grace (*pprevious_until, ISO 8601, NULL if there was none). */
+apr_status_t owh_store_webhook_set_secret(owh_db_t *db, const char *connection, const char *id,
+                                          const char *secret, apr_interval_time_t grace,
+                                          const char **pprevious_until, apr_pool_t *p);
+/* {"deliveries": [...], "nextCursor": id|null}, newest first. status may be
+ * NULL (all), cursor NULL (first page). APR_NOTFOUND: no such webhook of the
+ * connection; APR_EINVAL: the cursor is not one of its deliveries. */
+apr_status_t owh_store_deliveries_list(owh_db_t *db, const char *connection, const char *webhook_id,
+                                       const char *status, const char *cursor, int limit,
+                                       const char **pjson, apr_pool_t *p);
+/* Makes one delivery due now; its JSON in *pjson. APR_EBUSY while an attempt
+ * is in flight. */
+apr_status_t owh_store_delivery_retry(owh_db_t *db, const char *connection, const char *webhook_id,
+                                      const char *delivery_id, const char **pjson, apr_pool_t *p);
+/* Requeues the webhook's failed deliveries created since (timestamptz text). */
+apr_status_t owh_store_webhook_recover(owh_db_t *db, const char *connection, const char *webhook_id,
+                                       const char *since, int *pcount, apr_pool_t *p);
+
 #endif

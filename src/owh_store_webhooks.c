@@ -5,7 +5,9 @@
 
 #include "owh_store.h"
 
-#define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text, capabilities"
+#define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text, capabilities," \
+    " secret IS NOT NULL, disabled_reason," \
+    " to_char(disabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 static const char *pg_bool(int b) { return b ? "true" : "false"; }
 
@@ -24,6 +26,9 @@ static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, 
         return rv;
     if ((rv = owh_caps_from_pg_array(&wh->capabilities, PQgetvalue(res, row, 7), p)) != APR_SUCCESS)
         return rv;
+    wh->has_secret = !strcmp(PQgetvalue(res, row, 8), "t");
+    if (!PQgetisnull(res, row, 9)) wh->disabled_reason = apr_pstrdup(p, PQgetvalue(res, row, 9));
+    if (!PQgetisnull(res, row, 10)) wh->disabled_at = apr_pstrdup(p, PQgetvalue(res, row, 10));
     *pwh = wh;
     return APR_SUCCESS;
 }
@@ -50,7 +55,7 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
         connection, wh->event, owh_event_name(wh->event_type), wh->url,
         owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
         pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_caps_to_pg_array(wh->capabilities, p)
+        owh_caps_to_pg_array(wh->capabilities, p), wh->secret
     };
     /* Connections from r->user mode have no token row yet. */
     rv = owh_store_query(NULL, db, p,
@@ -59,9 +64,9 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
     if (rv != APR_SUCCESS) return rv;
     rv = owh_store_query(&res, db, p,
         "INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display,"
-        " active, retry_on_error, use_contact_language, headers, capabilities)"
-        " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[])"
-        " RETURNING id", 10, args);
+        " active, retry_on_error, use_contact_language, headers, capabilities, secret)"
+        " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[], $11)"
+        " RETURNING id", 11, args);
     if (rv != APR_SUCCESS) return rv;
     wh->id = apr_pstrdup(p, PQgetvalue(res, 0, 0));
     owh_store_clear(res, p);
@@ -114,7 +119,11 @@ apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, cons
     rv = owh_store_query(&res, db, p,
         "UPDATE octo_webhooks.webhooks SET event = $3, event_type = $4, url = $5, url_display = $6,"
         " active = $7::boolean, retry_on_error = $8::boolean, use_contact_language = $9::boolean,"
-        " headers = $10::jsonb, capabilities = $11::text[], updated_at = clock_timestamp()"
+        " headers = $10::jsonb, capabilities = $11::text[], updated_at = clock_timestamp(),"
+        /* reactivating clears what the module recorded when it deactivated */
+        " disabled_reason = CASE WHEN $7::boolean THEN NULL ELSE disabled_reason END,"
+        " disabled_at = CASE WHEN $7::boolean THEN NULL ELSE disabled_at END,"
+        " failing_since = CASE WHEN $7::boolean AND NOT active THEN NULL ELSE failing_since END"
         " WHERE id = $1::uuid AND connection_id = $2", 11, args);
     if (rv != APR_SUCCESS) return rv;
     rv = strcmp(PQcmdTuples(res), "1") ? APR_NOTFOUND : APR_SUCCESS;
@@ -146,7 +155,7 @@ apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connectio
     apr_status_t rv = owh_store_query(&res, db, p,
         "WITH gone AS (DELETE FROM octo_webhooks.webhooks"
         "  WHERE connection_id = $1 AND (url = $2 OR url_display = $2)"
-        "  RETURNING seq, " WH_COLS ")"
+        "  RETURNING *)"
         " SELECT " WH_COLS " FROM gone ORDER BY seq", 2, args);
     if (rv != APR_SUCCESS) return rv;
     rv = rows_to_list(plist, res, p);

@@ -6,6 +6,7 @@
 #include <apr_uri.h>
 
 #include "owh_webhook.h"
+#include "owh_sign.h"
 #include "owh_json.h"
 
 /* ---- events -------------------------------------------------------------- */
@@ -243,6 +244,20 @@ apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int c
     if ((v = json_object_get(body, "headers"))
         && (rv = headers_from_object(&wh->headers, v, perr, p)) != APR_SUCCESS)
         goto leave;
+
+    if (create && (v = json_object_get(body, "secret")) && !json_is_null(v) && !json_is_false(v)) {
+        rv = APR_EINVAL;
+        if (json_is_true(v)) {
+            if ((rv = owh_sign_secret_generate(&wh->secret, p)) != APR_SUCCESS) {
+                *perr = "a secret could not be generated";
+                goto leave;
+            }
+        }
+        else if (!json_is_string(v)) { *perr = "secret must be true or a \"whsec_...\" string"; goto leave; }
+        else if (owh_sign_secret_check(json_string_value(v), perr) != APR_SUCCESS) goto leave;
+        else wh->secret = apr_pstrdup(p, json_string_value(v));
+        wh->has_secret = 1;
+    }
     rv = APR_SUCCESS;
 leave:
     return rv;
@@ -325,6 +340,15 @@ json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p)
     json_object_set_new(o, "headers", headers_json(wh->headers));
     json_object_set_new(o, "capabilities", caps);
     return owh_json_pool_own(o, p);
+}
+
+json_t *owh_webhook_to_api_json(const owh_webhook_t *wh, apr_pool_t *p)
+{
+    json_t *o = owh_webhook_to_json(wh, p);
+    json_object_set_new(o, "signed", json_boolean(wh->has_secret));
+    json_object_set_new(o, "disabledReason", wh->disabled_reason ? json_string(wh->disabled_reason) : json_null());
+    json_object_set_new(o, "disabledAt", wh->disabled_at ? json_string(wh->disabled_at) : json_null());
+    return o;
 }
 
 const char *owh_headers_to_json_text(const apr_array_header_t *headers, apr_pool_t *p)
@@ -414,4 +438,27 @@ int owh_uuid_valid(const char *s)
         else if (!apr_isxdigit(s[i])) return 0;
     }
     return 1;
+}
+
+int owh_iso8601_valid(const char *s)
+{
+    /* d: digit; everything else literal */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    int i, mon, day, hh, mm, ss;
+    if (!s) return 0;
+    for (i = 0; shape[i]; ++i)
+        if (shape[i] == 'd' ? !apr_isdigit(s[i]) : s[i] != shape[i]) return 0;
+    mon = atoi(s + 5); day = atoi(s + 8); hh = atoi(s + 11); mm = atoi(s + 14); ss = atoi(s + 17);
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return 0;
+    s += i;
+    if (*s == '.') {
+        int n = 0;
+        for (++s; apr_isdigit(*s); ++s) ++n;
+        if (n < 1 || n > 9) return 0;
+    }
+    if (*s == 'Z') return s[1] == '\0';
+    if ((*s == '+' || *s == '-') && apr_isdigit(s[1]) && apr_isdigit(s[2]) && s[3] == ':'
+        && apr_isdigit(s[4]) && apr_isdigit(s[5]) && s[6] == '\0')
+        return atoi(s + 1) <= 14 && atoi(s + 4) <= 59;
+    return 0;
 }

@@ -44,6 +44,11 @@ typedef struct owh_webhook_t {
     int use_contact_language;
     apr_array_header_t *headers;     /* owh_header_t, in the client's order */
     apr_array_header_t *capabilities;/* const char *, normalized, de-duplicated */
+    /* state shown by the API (not part of the payload's Webhook object) */
+    const char *secret;              /* create only: the whsec_ secret to store, or NULL */
+    int has_secret;                  /* deliveries are signed */
+    const char *disabled_reason;     /* why the module deactivated it, or NULL */
+    const char *disabled_at;         /* ISO 8601, or NULL */
 } owh_webhook_t;
 
 /* A webhook with the API defaults: active, retryOnError and
@@ -52,6 +57,8 @@ owh_webhook_t *owh_webhook_make(apr_pool_t *p);
 
 /* Applies a request body to wh. create != 0: event and url are required;
  * create == 0 (PATCH): every field optional, absent fields keep wh's values.
+ * On create, "secret": true generates a signing secret and a "whsec_..."
+ * string sets one (wh->secret); false or null: unsigned.
  * Unknown fields and "capabilities"/"id" in the body are ignored. On a bad
  * value returns APR_EINVAL, leaves *perr with a message naming the field (and
  * never echoing a URL's credentials or a header value), and wh may be partly
@@ -88,6 +95,11 @@ apr_status_t owh_capabilities_parse(apr_array_header_t **pcaps, const char *hdr,
  * retryOnError, useContactLanguage, headers, capabilities. Owned by p. */
 json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p);
 
+/* The Webhook object as the API answers it: owh_webhook_to_json plus
+ * "signed" (deliveries carry webhook-signature), "disabledReason" and
+ * "disabledAt" (null unless the module deactivated it: 410, auto-disable). */
+json_t *owh_webhook_to_api_json(const owh_webhook_t *wh, apr_pool_t *p);
+
 /* Headers <-> JSON object text (for storage as jsonb). */
 const char *owh_headers_to_json_text(const apr_array_header_t *headers, apr_pool_t *p);
 apr_status_t owh_headers_from_json_text(apr_array_header_t **pheaders, const char *text, apr_pool_t *p);
@@ -95,6 +107,10 @@ apr_status_t owh_headers_from_json_text(apr_array_header_t **pheaders, const cha
 /* Capabilities <-> PostgreSQL text[] literal ({"octo/pricing","octo/cart"}). */
 const char *owh_caps_to_pg_array(const apr_array_header_t *caps, apr_pool_t *p);
 apr_status_t owh_caps_from_pg_array(apr_array_header_t **pcaps, const char *lit, apr_pool_t *p);
+
+/* 1 if s is an ISO 8601 date-time with a zone: YYYY-MM-DDTHH:MM:SS, optional
+ * fraction, then Z or +HH:MM / -HH:MM. */
+int owh_iso8601_valid(const char *s);
 
 /* 1 if s is a UUID in canonical 8-4-4-4-12 hex form (any case). */
 int owh_uuid_valid(const char *s);

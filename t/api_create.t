@@ -13,8 +13,11 @@ my $F = JSON::PP::false;
 
 my $r = api('POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => 'https://example.com/hook' });
 is($r->{code}, 200, 'create: 200');
-is_deeply([sort keys %{ $r->{json} }], [sort qw(id event url active retryOnError useContactLanguage headers capabilities)],
-          'exactly the Webhook object fields');
+is_deeply([sort keys %{ $r->{json} }], [sort qw(id event url active retryOnError useContactLanguage headers capabilities
+                                                signed disabledReason disabledAt)],
+          'exactly the Webhook object fields (OCTO\'s, and the delivery state: signed, disabledReason, disabledAt)');
+is($r->{json}{signed}, JSON::PP::false, 'not signed unless asked');
+is($r->{json}{disabledReason}, undef, 'not disabled');
 like($r->{json}{id}, qr/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'id is a UUID');
 is($r->{json}{event}, 'booking_update', 'event');
 is($r->{json}{url}, 'https://example.com/hook', 'url');

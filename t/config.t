@@ -34,6 +34,8 @@ my $all = join("\n",
     'OctoWebhooksResponseCap 4096', 'OctoWebhooksAllowNetworks 127.0.0.1/32 ::1 10.0.0.0/8',
     'OctoWebhooksSupplierId "s-1"', 'OctoWebhooksSupplierName "Supplier"',
     'OctoWebhooksSupplierReference "REF"', 'OctoWebhooksSupplierWebsite "https://s.example.com"',
+    'OctoWebhooksWebhookConcurrency 4', 'OctoWebhooksWebhookRate 50', 'OctoWebhooksMaxRetryAfter 10m',
+    'OctoWebhooksDisableAfter 3d', 'OctoWebhooksSecretGrace 12h', 'OctoWebhooksMaxPayloadSize 1048576',
     '<VirtualHost 127.0.0.1:1>', 'OctoWebhooksDatabase "dbname=other"', 'OctoWebhooksPoolMax 6',
     '</VirtualHost>', '<Location /octo>', 'SetHandler octo-webhooks', 'OctoWebhooksMaxBodySize 1024',
     'OctoWebhooksAuth remote-user', '</Location>');
@@ -65,6 +67,12 @@ my @bad = (
     [ 'OctoWebhooksResponseCap -5', 'OctoWebhooksResponseCap' ],
     [ 'OctoWebhooksAllowNetworks 10.0.0.0/33', 'OctoWebhooksAllowNetworks' ],
     [ 'OctoWebhooksAllowNetworks example.com', 'OctoWebhooksAllowNetworks' ],
+    [ 'OctoWebhooksWebhookConcurrency 0', 'OctoWebhooksWebhookConcurrency' ],
+    [ 'OctoWebhooksWebhookRate -1', 'OctoWebhooksWebhookRate' ],
+    [ 'OctoWebhooksMaxRetryAfter 8d', 'OctoWebhooksMaxRetryAfter' ],
+    [ 'OctoWebhooksDisableAfter 0', 'OctoWebhooksDisableAfter' ],
+    [ 'OctoWebhooksSecretGrace soon', 'OctoWebhooksSecretGrace' ],
+    [ 'OctoWebhooksMaxPayloadSize 100', 'OctoWebhooksMaxPayloadSize' ],
     [ "<VirtualHost 127.0.0.1:1>\nOctoWebhooksPoolMax 1\nOctoWebhooksPoolKeep 2\n</VirtualHost>", 'OctoWebhooksPoolKeep' ],
 );
 for my $case (@bad) {

@@ -219,22 +219,28 @@ sub _write_json {
     rename "$self->{dir}/$name.tmp", "$self->{dir}/$name";
 }
 
-# behave('/path', codes => [500, 200], delay => 0): the Nth request to path
-# gets the Nth code (the last repeats), after delay seconds.
+# behave('/path', codes => [500, 200], delay => 0, headers => {...}, body => '...'):
+# the Nth request to path gets the Nth code (the last repeats), after delay
+# seconds, with those headers and body. behave('/path#text', ...) applies to
+# the requests to path whose body contains text, counted on their own.
 sub behave {
     my ($self, $path, %opt) = @_;
     my $b = $self->_read_json('behave.json');
-    $b->{$path} = { codes => $opt{codes} || [200], delay => $opt{delay} || 0 };
+    $b->{$path} = { codes => $opt{codes} || [200], delay => $opt{delay} || 0,
+                    headers => $opt{headers} || {}, body => $opt{body} };
     $self->_write_json('behave.json', $b);
 }
 
 sub _serve {
     my ($self, $c, $req) = @_;
     my $path = $req->uri->path;
+    my $behave = $self->_read_json('behave.json');
+    my ($key) = grep { /^\Q$path\E#(.*)$/s && index($req->content, $1) >= 0 } sort keys %$behave;
+    $key //= $path;
     open(my $lock, '>>', "$self->{dir}/lock") or die;
     flock($lock, LOCK_EX);
     my $counts = $self->_read_json('counts.json');
-    my $n = $counts->{$path}++ // 0;
+    my $n = $counts->{$key}++ // 0;
     $self->_write_json('counts.json', $counts);
     my %h;
     $req->headers->scan(sub { $h{ lc $_[0] } = $_[1] });
@@ -244,13 +250,14 @@ sub _serve {
                                time => time, n => $n }), "\n";
     close $log;
     close $lock;
-    my $b = $self->_read_json('behave.json')->{$path} || { codes => [200], delay => 0 };
+    my $b = $behave->{$key} || { codes => [200], delay => 0 };
     my @codes = @{ $b->{codes} };
     my $code = $codes[ $n < @codes ? $n : $#codes ];
     sleep $b->{delay} if $b->{delay};
     my $res = HTTP::Response->new($code);
-    $res->content("sink says $code");
+    $res->content($b->{body} // "sink says $code");
     $res->header('Content-Type' => 'text/plain');
+    $res->header($_ => $b->{headers}{$_}) for keys %{ $b->{headers} || {} };
     $c->send_response($res);
 }
 
