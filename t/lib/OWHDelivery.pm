@@ -102,7 +102,7 @@ sub new {
         "LoadModule authz_core_module $mods/mod_authz_core.so",
         qq{LoadModule octo_webhooks_module "$ENV{OWH_SRCDIR}/.libs/mod_octo_webhooks.so"},
         qq{OctoWebhooksDatabase "$opt{conninfo}"},
-        'OctoWebhooksAllowNetworks 127.0.0.0/8 ::1',
+        ($opt{guarded} ? () : 'OctoWebhooksAllowNetworks 127.0.0.0/8 ::1'),
         'OctoWebhooksPollInterval 200ms',
         $opt{directives} // '',
         '<Location /octo>', 'SetHandler octo-webhooks', '</Location>', '');
