@@ -105,20 +105,20 @@ my $db2 = new_database();
 my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookRate 4");
 my $t2 = dtoken($db2, 'res-c', 'octo:read.webhooks', 'octo:write.webhooks');
 $sink->behave('/one', delay => 0.4);
-api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/one') });
-api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/rate') });
+my $one_id = api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/one') })->{json}{id};
 q_at($db2, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'c-' || g))) FROM generate_series(1, 4) g});
 my $one = $sink->wait_for(path => '/one', count => 4, timeout => 15);
 my @gaps = map { $one->[$_]{time} - $one->[$_ - 1]{time} } 1 .. 3;
 ok(!grep({ $_ < 0.35 } @gaps), 'concurrency 1: each delivery starts after the previous one ended (gaps '
    . join(', ', map { sprintf '%.2f', $_ } @gaps) . ')');
-q_at($db2, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'r-' || g))) FROM generate_series(1, 8) g});
+api_at($h2->base, 'PATCH', "/webhooks/$one_id", token => $t2, json => { active => JSON::PP::false });
+api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/rate') });
+q_at($db2, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'r-' || g))) FROM generate_series(1, 12) g});
 my $rate = $sink->wait_for(path => '/rate', count => 12, timeout => 20);
-is(scalar @$rate, 12, 'the rate-capped webhook got all 12');
-# 4 per one-second window: any 9 in a row span three windows, so over a second
+is(scalar @$rate, 12, 'the rate-capped webhook got all 12, queued at once');
+# 4 per one-second window: any 9 in a row span three windows, so a second or more
 my @t = map { $_->{time} } @$rate;
 my @spans = map { $t[$_ + 8] - $t[$_] } 0 .. $#t - 8;
 ok(!grep({ $_ < 0.9 } @spans), 'at most 4 a second: any 9 in a row span over a second ('
    . join(', ', map { sprintf '%.2f', $_ } @spans) . ')');
-ok($t[-1] - $t[0] >= 1.9, sprintf('12 deliveries at 4/s took %.2fs', $t[-1] - $t[0]));
 done_testing();
