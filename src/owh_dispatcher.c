@@ -186,6 +186,7 @@ typedef struct loop_t {
     apr_time_t results_since;       /* when the oldest unrecorded outcome came */
     apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
     int claimed;                    /* running + waiting */
+    int held;                       /* the last claim left due work behind a cap */
 } loop_t;
 
 typedef struct job_t {
@@ -445,8 +446,8 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
     apr_pool_t *tmp;
     apr_array_header_t *jobs, *defer;
     int limit = L->sc->max_concurrency - L->claimed, i, full;
-    apr_interval_time_t wait;
     owh_claim_params_t cp;
+    owh_claim_info_t info;
 
     if (limit > L->sc->batch_size) limit = L->sc->batch_size;
     if (limit <= 0 || !L->db) return 0;
@@ -458,7 +459,7 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
     cp.owner = L->owner;
     cp.per_webhook = L->sc->webhook_concurrency;
     cp.rate = L->sc->webhook_rate;
-    if (owh_queue_claim(L->db, &cp, jobs, tmp) != APR_SUCCESS) {
+    if (owh_queue_claim(L->db, &cp, jobs, &info, tmp) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00505)
                      "dispatcher: claim failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
         if (L->db->broken) drop_db(L);
@@ -466,6 +467,7 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         return 0;
     }
     full = jobs->nelts == limit;
+    L->held = info.held;
     for (i = 0; i < jobs->nelts; ++i) {
         owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
         job_t *j = prepare(L, src);
@@ -492,10 +494,12 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         }
     }
     if (defer->nelts) owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
-    /* Due work a cap holds back shows as due now: look again shortly (a
-     * completion, ours or another host's unparking, wakes us sooner). */
-    if (!full && L->db && owh_queue_next_due(L->db, &wait, tmp) == APR_SUCCESS)
-        *next_due = wait < BLOCKED_POLL ? BLOCKED_POLL : wait;
+    /* Due work a cap held back: look again shortly (our own completions, or
+     * another host's unparking NOTIFY, wake us sooner). */
+    if (!full) {
+        if (info.held) *next_due = BLOCKED_POLL;
+        else if (info.next_in >= 0) *next_due = info.next_in;
+    }
     apr_pool_destroy(tmp);
     return full;
 }
@@ -545,8 +549,12 @@ static int dispatch_loop(loop_t *L)
             backoff = apr_time_from_msec(200);
             wake = 1;
         }
-        /* Finished deliveries free per-webhook slots: claim again. */
-        if (flush_results(L, stop_requested)) wake = 1;
+        /* Finished deliveries free per-webhook slots: claim again if a cap
+         * held work back. */
+        if (flush_results(L, stop_requested) && L->held) wake = 1;
+        /* A NOTIFY that arrived with our own statement's result (complete()
+         * unparking an object's next delivery) sits in libpq, not the socket. */
+        drain_notifications(L, &wake);
         /* Claim when there is room for half a batch (or nothing is running):
          * a trickle of one-row claims would cost a round trip per delivery. */
         free_slots = L->sc->max_concurrency - L->claimed;
@@ -558,8 +566,9 @@ static int dispatch_loop(loop_t *L)
             next_poll = apr_time_now() + next_due;
         }
         start_waiting(L);
+        drain_notifications(L, &wake);
 
-        timeout_ms = (more && free_slots >= min_claim) ? 0 : (int)((next_poll - apr_time_now()) / 1000);
+        timeout_ms = ((more || wake) && free_slots >= min_claim) ? 0 : (int)((next_poll - apr_time_now()) / 1000);
         if (timeout_ms < 0) timeout_ms = 0;
         if (L->results->nelts) {
             int flush_ms = (int)((L->results_since + FLUSH_AFTER - apr_time_now()) / 1000);

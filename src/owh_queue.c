@@ -18,7 +18,7 @@ static const char *opt_value(PGresult *res, int row, int col, apr_pool_t *p)
 }
 
 apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_array_header_t *jobs,
-                             apr_pool_t *p)
+                             owh_claim_info_t *info, apr_pool_t *p)
 {
     PGresult *res;
     const char *args[] = { apr_itoa(p, cp->limit), interval_text(cp->lease, p), cp->owner,
@@ -30,8 +30,19 @@ apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_arr
     rv = owh_store_query(&res, db, p,
         "SELECT * FROM octo_webhooks.claim($1::int, $2::interval, $3, $4::int, $5::int)", 5, args);
     if (rv != APR_SUCCESS) return rv;
+    info->held = 0;
+    info->next_in = -1;
     for (i = 0; i < PQntuples(res); ++i) {
-        owh_job_t *j = apr_pcalloc(p, sizeof(*j));
+        owh_job_t *j;
+        if (PQgetisnull(res, i, 0)) {           /* the last row: when to look again */
+            info->held = atoi(PQgetvalue(res, i, 12));
+            if (!PQgetisnull(res, i, 13)) {
+                double secs = atof(PQgetvalue(res, i, 13));
+                info->next_in = secs > 0 ? (apr_interval_time_t)(secs * APR_USEC_PER_SEC) : 0;
+            }
+            continue;
+        }
+        j = apr_pcalloc(p, sizeof(*j));
         j->delivery_id = apr_pstrdup(p, PQgetvalue(res, i, 0));
         j->claim_id = apr_pstrdup(p, PQgetvalue(res, i, 1));
         j->attempts = atoi(PQgetvalue(res, i, 2));
@@ -109,20 +120,4 @@ apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
         "  FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, claim uuid)"
         " WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'",
         2, args);
-}
-
-apr_status_t owh_queue_next_due(owh_db_t *db, apr_interval_time_t *pwait, apr_pool_t *p)
-{
-    PGresult *res;
-    apr_status_t rv = owh_store_query(&res, db, p,
-        "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())::float8"
-        "  FROM octo_webhooks.deliveries WHERE status = 'pending'", 0, NULL);
-    if (rv != APR_SUCCESS) return rv;
-    if (PQgetisnull(res, 0, 0)) rv = APR_NOTFOUND;
-    else {
-        double secs = atof(PQgetvalue(res, 0, 0));     /* NULL (nothing pending) handled above */
-        *pwait = secs > 0 ? (apr_interval_time_t)(secs * APR_USEC_PER_SEC) : 0;
-    }
-    owh_store_clear(res, p);
-    return rv;
 }

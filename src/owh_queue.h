@@ -49,10 +49,16 @@ typedef struct owh_claim_params_t {
     int rate;                    /* claims per webhook per second; 0: no cap */
 } owh_claim_params_t;
 
+/* When to claim again, as the claim saw it. */
+typedef struct owh_claim_info_t {
+    int held;                    /* a cap held due work back: look again soon */
+    apr_interval_time_t next_in; /* until the next delivery falls due; -1: none waiting */
+} owh_claim_info_t;
+
 /* Claims due heads of their object's line within the caps (octo_webhooks.claim);
- * appends owh_job_t to jobs. */
+ * appends owh_job_t to jobs and says when to look again. */
 apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_array_header_t *jobs,
-                             apr_pool_t *p);
+                             owh_claim_info_t *info, apr_pool_t *p);
 
 /* Records the attempts and applies the outcomes (owh_result_t) in one round
  * trip (octo_webhooks.complete): 410 deactivation, auto-disable after
@@ -64,8 +70,5 @@ apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results,
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
                                apr_interval_time_t delay, apr_pool_t *p);
 
-/* Time until the next pending delivery is due (0 if one is due now);
- * APR_NOTFOUND when nothing is pending. */
-apr_status_t owh_queue_next_due(owh_db_t *db, apr_interval_time_t *pwait, apr_pool_t *p);
 
 #endif
