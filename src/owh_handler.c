@@ -41,10 +41,9 @@ typedef struct owh_req_t {
 } owh_req_t;
 
 /* ---- answers ------------------------------------------------------------- */
-static int send_json(request_rec *r, int status, const json_t *j)
+/* An answer already rendered as JSON text (by jansson or by PostgreSQL). */
+static int send_json_text(request_rec *r, int status, const char *body, apr_size_t len)
 {
-    apr_size_t len = 0;
-    const char *body = owh_json_dump(j, &len, r->pool);
     r->status = status;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -53,16 +52,11 @@ static int send_json(request_rec *r, int status, const json_t *j)
     return OK;
 }
 
-/* An answer PostgreSQL already rendered as JSON text. */
-static int send_json_text(request_rec *r, int status, const char *body)
+static int send_json(request_rec *r, int status, const json_t *j)
 {
-    apr_size_t len = strlen(body);
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_set_content_length(r, len);
-    if (!r->header_only) ap_rwrite(body, (int)len, r);
-    return OK;
+    apr_size_t len = 0;
+    const char *body = owh_json_dump(j, &len, r->pool);
+    return send_json_text(r, status, body, len);
 }
 
 static int send_error(request_rec *r, int status, const char *code, const char *msg)
@@ -375,7 +369,7 @@ static int webhook_deliveries(owh_req_t *q)
     if (rv == APR_NOTFOUND) return not_found(r);
     if (rv == APR_EINVAL) return bad_request(r, "cursor is not one this API gave");
     if (rv != APR_SUCCESS) return store_failed(q, rv, "list deliveries");
-    return send_json_text(r, HTTP_OK, json);
+    return send_json_text(r, HTTP_OK, json, strlen(json));
 }
 
 /* POST /webhooks/{id}/deliveries/{deliveryId}/retry */
@@ -388,7 +382,7 @@ static int delivery_retry(owh_req_t *q)
     if (rv == APR_EBUSY)
         return send_error(r, HTTP_CONFLICT, "BAD_REQUEST", "The delivery is being attempted right now");
     if (rv != APR_SUCCESS) return store_failed(q, rv, "retry delivery");
-    return send_json_text(r, HTTP_OK, json);
+    return send_json_text(r, HTTP_OK, json, strlen(json));
 }
 
 /* POST /webhooks/{id}/recover {"since": "<ISO 8601>"}: requeues the failed
