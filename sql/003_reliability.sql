@@ -27,6 +27,16 @@ CREATE TABLE octo_webhooks.webhook_rate (
     used          integer NOT NULL
 );
 
+-- When a new delivery of an object to a webhook falls due: now, or parked
+-- ('infinity') behind an earlier pending delivery of the same object.
+CREATE FUNCTION octo_webhooks.first_due(p_webhook uuid, p_key text) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM octo_webhooks.deliveries p
+                              WHERE p.webhook_id = p_webhook AND p.object_key = p_key
+                                AND p.status = 'pending')
+                THEN 'infinity'::timestamptz ELSE clock_timestamp() END
+$$;
+
 CREATE OR REPLACE FUNCTION octo_webhooks.emit(p_event text, p_object jsonb, p_connection text DEFAULT NULL,
                                               p_language text DEFAULT NULL, p_supplier jsonb DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -60,14 +70,10 @@ BEGIN
          VALUES (v_type, v_key, p_object, p_connection, p_language, p_supplier)
       RETURNING id INTO v_id;
 
-    -- Behind an earlier pending delivery of the same object: parked.
     INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
                                           next_attempt_at)
          SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
-                CASE WHEN EXISTS (SELECT 1 FROM octo_webhooks.deliveries p
-                                   WHERE p.webhook_id = w.id AND p.object_key = v_key
-                                     AND p.status = 'pending')
-                     THEN 'infinity'::timestamptz ELSE clock_timestamp() END
+                octo_webhooks.first_due(w.id, v_key)
            FROM octo_webhooks.webhooks w
           WHERE w.active AND w.event_type = v_type
             AND (p_connection IS NULL OR v_type NOT IN ('booking_update', 'order_update')
@@ -100,10 +106,7 @@ BEGIN
     INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
                                           next_attempt_at)
          VALUES (event_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
-                 CASE WHEN EXISTS (SELECT 1 FROM octo_webhooks.deliveries p
-                                    WHERE p.webhook_id = w.id AND p.object_key = v_key
-                                      AND p.status = 'pending')
-                      THEN 'infinity'::timestamptz ELSE clock_timestamp() END)
+                 octo_webhooks.first_due(w.id, v_key))
       RETURNING id INTO delivery_id;
     PERFORM pg_notify('octo_webhooks', '');
     RETURN NEXT;

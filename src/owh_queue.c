@@ -7,11 +7,6 @@
 #include "owh_queue.h"
 #include "owh_json.h"
 
-static const char *interval_text(apr_interval_time_t t, apr_pool_t *p)
-{
-    return apr_psprintf(p, "%" APR_INT64_T_FMT " milliseconds", (apr_int64_t)(t / 1000));
-}
-
 static const char *opt_value(PGresult *res, int row, int col, apr_pool_t *p)
 {
     return PQgetisnull(res, row, col) ? NULL : apr_pstrdup(p, PQgetvalue(res, row, col));
@@ -21,7 +16,7 @@ apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_arr
                              owh_claim_info_t *info, apr_pool_t *p)
 {
     PGresult *res;
-    const char *args[] = { apr_itoa(p, cp->limit), interval_text(cp->lease, p), cp->owner,
+    const char *args[] = { apr_itoa(p, cp->limit), owh_store_interval(cp->lease, p), cp->owner,
                            apr_itoa(p, cp->per_webhook), apr_itoa(p, cp->rate) };
     apr_time_t now = apr_time_now();
     apr_status_t rv;
@@ -92,7 +87,7 @@ apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results,
     }
     args[0] = owh_json_dump(arr, &len, p);
     args[1] = owner;
-    args[2] = interval_text(disable_after, p);
+    args[2] = owh_store_interval(disable_after, p);
     /* Outcomes apply only while our lease holds; the attempt is recorded
      * either way, because it happened. */
     return owh_store_query(NULL, db, p,
@@ -113,7 +108,7 @@ apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
         json_array_append_new(arr, json_pack("{s:s, s:s}", "id", j->delivery_id, "claim", j->claim_id));
     }
     args[0] = owh_json_dump(arr, &len, p);
-    args[1] = interval_text(delay, p);
+    args[1] = owh_store_interval(delay, p);
     return owh_store_query(NULL, db, p,
         "UPDATE octo_webhooks.deliveries d"
         "   SET next_attempt_at = clock_timestamp() + $2::interval, claim_id = NULL"

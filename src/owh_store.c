@@ -338,3 +338,8 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
     owh_store_clear(res, p);
     return rv;
 }
+
+const char *owh_store_interval(apr_interval_time_t t, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT " milliseconds", (apr_int64_t)(t / 1000));
+}

@@ -59,6 +59,9 @@ apr_status_t owh_store_connect(owh_db_t **pdb, const char *conninfo, int connect
 apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
                              int nparams, const char *const *params);
 
+/* An apr interval as a PostgreSQL interval parameter ("1500 milliseconds"). */
+const char *owh_store_interval(apr_interval_time_t t, apr_pool_t *p);
+
 /* Clears a result now (before its pool). */
 void owh_store_clear(PGresult *res, apr_pool_t *p);
 

@@ -12,8 +12,7 @@ apr_status_t owh_store_webhook_set_secret(owh_db_t *db, const char *connection, 
                                           const char **pprevious_until, apr_pool_t *p)
 {
     PGresult *res;
-    const char *args[] = { id, connection, secret,
-                           apr_psprintf(p, "%" APR_INT64_T_FMT " milliseconds", (apr_int64_t)(grace / 1000)) };
+    const char *args[] = { id, connection, secret, owh_store_interval(grace, p) };
     apr_status_t rv;
     if (!owh_uuid_valid(id)) return APR_NOTFOUND;
     /* SET sees the old row: the current secret becomes the previous one. */
