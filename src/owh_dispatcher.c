@@ -187,7 +187,30 @@ typedef struct loop_t {
     apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
     int claimed;                    /* running + waiting */
     int held;                       /* the last claim left due work behind a cap */
+    apr_pool_t *viewpool;           /* event views, shared by an event's deliveries */
+    apr_hash_t *views;              /* event id -> owh_event_view_t * */
 } loop_t;
+
+/* Views outlive a batch (an event's deliveries may be claimed in several);
+ * the cache starts over when it grows past this many events. */
+#define VIEW_CACHE_MAX 4096
+
+/* The event's view (object, diff, language), computed once per event. */
+static owh_event_view_t *event_view(loop_t *L, const owh_job_t *src)
+{
+    owh_event_view_t *v = apr_hash_get(L->views, src->event_id, APR_HASH_KEY_STRING);
+    if (v) return v;
+    if (apr_hash_count(L->views) >= VIEW_CACHE_MAX) {
+        apr_pool_clear(L->viewpool);
+        L->views = apr_hash_make(L->viewpool);
+    }
+    if (owh_payload_view_make(&v, src->event_type, apr_pstrdup(L->viewpool, src->event_id),
+                              apr_pstrdup(L->viewpool, src->event_at), src->object_json, src->previous_json,
+                              src->language, L->viewpool) != APR_SUCCESS)
+        return NULL;
+    apr_hash_set(L->views, v->event_id, APR_HASH_KEY_STRING, v);
+    return v;
+}
 
 typedef struct job_t {
     apr_pool_t *pool;               /* the job's and its transfer's memory */
@@ -299,6 +322,7 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     json_t *supplier = L->supplier;
     owh_header_t *h;
     const char *msg_id, *timestamp;
+    owh_event_view_t *view;
     apr_status_t rv;
 
     apr_pool_create(&p, L->pool);
@@ -318,8 +342,8 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
         json_error_t jerr;
         supplier = owh_json_pool_own(json_loads(src->supplier_json, 0, &jerr), p);
     }
-    if (owh_payload_build(&j->body, &j->len, j->wh, src->event_type, src->object_json, supplier,
-                          NULL, p) != APR_SUCCESS) {
+    if (!(view = event_view(L, src))
+        || owh_payload_build(&j->body, &j->len, j->wh, view, supplier, p) != APR_SUCCESS) {
         j->unsendable = "the payload could not be built";
         return j;
     }
@@ -351,12 +375,10 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
         h->name = "webhook-signature";
         h->value = old ? apr_pstrcat(p, sig, " ", old, NULL) : sig;
     }
-    if (j->wh->use_contact_language && src->language && *src->language
-        && strspn(src->language, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
-           == strlen(src->language) && strlen(src->language) <= 35) {
+    if (j->wh->use_contact_language && view->language) {
         h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
         h->name = "Content-Language";
-        h->value = apr_pstrdup(p, src->language);
+        h->value = apr_pstrdup(p, view->language);
     }
     return j;
 }
@@ -650,6 +672,8 @@ static int run_dispatcher(dispatcher_t *dp, apr_interval_time_t delay)
     host[sizeof(host) - 1] = '\0';
     L.owner = apr_psprintf(p, "%s:%" APR_PID_T_FMT, host, getpid());
     L.supplier = default_supplier(dp->sc, p);
+    apr_pool_create(&L.viewpool, p);
+    L.views = apr_hash_make(L.viewpool);
     L.waiting = apr_array_make(p, 64, sizeof(job_t *));
     L.inflight = apr_array_make(p, 256, sizeof(job_t *));
     L.hosts = apr_hash_make(p);

@@ -9,6 +9,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <http_log.h>
+#include <http_core.h>
 #include <util_script.h>
 
 #include "owh_handler.h"
@@ -170,7 +171,7 @@ static const char *request_caps(request_rec *r)
 static int webhooks_list(owh_req_t *q)
 {
     apr_array_header_t *list;
-    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, &list, q->r->pool);
+    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, OWH_DIALECT_OCTO, &list, q->r->pool);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "list webhooks");
     return send_json(q->r, HTTP_OK, list_to_json(list, q->r->pool));
 }
@@ -227,7 +228,7 @@ static int webhooks_delete_by_url(owh_req_t *q)
 static int webhook_get(owh_req_t *q)
 {
     owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 0, q->r->pool);
+    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 0, q->r->pool);
     if (rv == APR_NOTFOUND) return not_found(q->r);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "get webhook");
     return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
@@ -244,7 +245,7 @@ static int webhook_update(owh_req_t *q)
     if (read_json_object(q, 1, &body)) return OK;
     if (!owh_uuid_valid(q->id)) return not_found(r);
     if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update webhook");
-    rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 1, r->pool);
+    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 1, r->pool);
     if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
     if (rv != APR_SUCCESS) goto failed;
     stored_url = wh->url;
@@ -277,7 +278,7 @@ failed:
 static int webhook_delete(owh_req_t *q)
 {
     owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, q->id, &wh, q->r->pool);
+    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, q->r->pool);
     if (rv == APR_NOTFOUND) return not_found(q->r);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "delete webhook");
     return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
@@ -294,7 +295,7 @@ static int webhook_trigger(owh_req_t *q)
     size_t i;
 
     if (read_json_object(q, 0, &body)) return OK;
-    rv = owh_store_webhook_get(q->db, q->caller.connection, q->id, &wh, 0, r->pool);
+    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 0, r->pool);
     if (rv == APR_NOTFOUND) return not_found(r);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
     if (!(objects = owh_trigger_objects(wh->event_type, body, &err, r->pool))) return bad_request(r, err);
@@ -405,6 +406,96 @@ static int webhook_recover(owh_req_t *q)
     return send_json(r, HTTP_OK, owh_json_pool_own(json_pack("{s:i}", "requeued", count), r->pool));
 }
 
+/* ---- the notifications dialect (seed 003) --------------------------------
+ * Subscriptions are rows of the same table, fanned out by the same emit() and
+ * delivered by the same dispatcher; only the API shape and payload differ. */
+static int subscriptions_list(owh_req_t *q)
+{
+    apr_array_header_t *list;
+    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, &list,
+                                             q->r->pool);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "list subscriptions");
+    return send_json(q->r, HTTP_OK, list_to_json(list, q->r->pool));
+}
+
+static int subscriptions_create(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    const char *err = NULL;
+    owh_webhook_t *wh = owh_subscription_make(r->pool);
+    apr_status_t rv;
+    json_t *body, *answer;
+
+    if (read_json_object(q, 1, &body)) return OK;
+    if (owh_subscription_apply_json(wh, body, 1, &err, r->pool) != APR_SUCCESS) return bad_request(r, err);
+    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool)))
+        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
+    if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
+        return store_failed(q, rv, "create subscription");
+    answer = owh_webhook_to_api_json(wh, r->pool);
+    if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
+    apr_table_setn(r->headers_out, "Location", ap_construct_url(r->pool,
+        apr_pstrcat(r->pool, r->uri, r->uri[strlen(r->uri) - 1] == '/' ? "" : "/", wh->id, NULL), r));
+    return send_json(r, HTTP_CREATED, answer);
+}
+
+static int subscription_get(owh_req_t *q)
+{
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, q->id,
+                                            &wh, 0, q->r->pool);
+    if (rv == APR_NOTFOUND) return not_found(q->r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "get subscription");
+    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
+}
+
+static int subscription_update(owh_req_t *q)
+{
+    request_rec *r = q->r;
+    owh_webhook_t *wh;
+    const char *err = NULL, *stored_url;
+    apr_status_t rv;
+    json_t *body, *u;
+
+    if (read_json_object(q, 1, &body)) return OK;
+    if (!owh_uuid_valid(q->id)) return not_found(r);
+    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update subscription");
+    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, q->id, &wh, 1, r->pool);
+    if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
+    if (rv != APR_SUCCESS) goto failed;
+    stored_url = wh->url;
+    if (owh_subscription_apply_json(wh, body, 0, &err, r->pool) != APR_SUCCESS) {
+        owh_store_rollback(q->db, r->pool);
+        return bad_request(r, err);
+    }
+    u = json_object_get(body, "url");
+    if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
+        && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
+        wh->url = stored_url;
+    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool))) {
+        owh_store_rollback(q->db, r->pool);
+        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
+    }
+    if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
+        || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
+        goto failed;
+    return send_json(r, HTTP_OK, owh_webhook_to_api_json(wh, r->pool));
+failed:
+    owh_store_rollback(q->db, r->pool);
+    return store_failed(q, rv, "update subscription");
+}
+
+static int subscription_delete(owh_req_t *q)
+{
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, q->id,
+                                               &wh, q->r->pool);
+    if (rv == APR_NOTFOUND) return not_found(q->r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "delete subscription");
+    q->r->status = HTTP_NO_CONTENT;
+    return OK;
+}
+
 /* ---- the route table ----------------------------------------------------- */
 typedef int owh_route_fn(owh_req_t *q);
 
@@ -418,6 +509,7 @@ typedef struct {
     const char *pattern;        /* literal segments; "{id}" matches one segment */
     const char *allow;          /* the Allow header for 405 */
     owh_method_t methods[4];
+    const char *family;         /* abilities that grant it: NULL = either family */
 } owh_route_t;
 
 static const owh_route_t routes[] = {
@@ -439,6 +531,13 @@ static const owh_route_t routes[] = {
         { M_POST, delivery_retry, OWH_ABILITY_WRITE } } },
     { "webhooks/{id}/recover", "POST", {
         { M_POST, webhook_recover, OWH_ABILITY_WRITE } } },
+    { "v1/notifications/subscriptions", "GET, POST", {
+        { M_GET, subscriptions_list, OWH_ABILITY_READ },
+        { M_POST, subscriptions_create, OWH_ABILITY_WRITE } }, "notifications" },
+    { "v1/notifications/subscriptions/{id}", "GET, PATCH, DELETE", {
+        { M_GET, subscription_get, OWH_ABILITY_READ },
+        { M_PATCH, subscription_update, OWH_ABILITY_WRITE },
+        { M_DELETE, subscription_delete, OWH_ABILITY_WRITE } }, "notifications" },
     { NULL }
 };
 
@@ -549,7 +648,7 @@ int owh_handler_handle(request_rec *r)
     if ((rv = owh_store_acquire(&q.db, q.sc->store, r->pool)) != APR_SUCCESS)
         return store_failed(&q, rv, "acquire connection");
 
-    switch (owh_auth_check(r, remote_user, q.db, m->need, NULL, &q.caller)) {
+    switch (owh_auth_check(r, remote_user, q.db, m->need, route->family, &q.caller)) {
     case OWH_AUTH_OK: break;
     case OWH_AUTH_MISSING:
         return send_error(r, HTTP_UNAUTHORIZED, "UNAUTHORIZED", MSG_UNAUTHORIZED);

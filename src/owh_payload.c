@@ -42,6 +42,8 @@ apr_status_t owh_payload_webhook_parse(owh_webhook_t **pwh, const char *snapshot
         hd->name = apr_pstrdup(p, key);
         hd->value = apr_pstrdup(p, json_string_value(v));
     }
+    if ((v = json_object_get(j, "dialect")) && json_is_string(v) && !strcmp(json_string_value(v), "notifications"))
+        wh->dialect = OWH_DIALECT_NOTIFICATIONS;
     caps = json_object_get(j, "capabilities");
     json_array_foreach(caps, i, v)
         if (json_is_string(v)) APR_ARRAY_PUSH(wh->capabilities, const char *) = apr_pstrdup(p, json_string_value(v));
@@ -60,32 +62,108 @@ const char *owh_payload_object_key(const char *event_type)
     }
 }
 
-apr_status_t owh_payload_build(const char **pbody, apr_size_t *plen, const owh_webhook_t *wh,
-                               const char *event_type, const char *object_json,
-                               const json_t *supplier, const json_t *diff, apr_pool_t *p)
+/* A language tag as Content-Language may carry it (RFC 5646 characters). */
+static const char *language_tag(const char *s)
+{
+    apr_size_t n = s ? strlen(s) : 0;
+    if (!n || n > 35
+        || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != n)
+        return NULL;
+    return s;
+}
+
+const char *owh_payload_contact_language(const json_t *object, apr_pool_t *p)
+{
+    const json_t *locale = json_array_get(json_object_get(json_object_get(object, "contact"), "locales"), 0);
+    if (!json_is_string(locale)) {
+        const json_t *first = json_array_get(json_object_get(object, "bookings"), 0);
+        locale = json_array_get(json_object_get(json_object_get(first, "contact"), "locales"), 0);
+    }
+    return json_is_string(locale) ? language_tag(apr_pstrdup(p, json_string_value(locale))) : NULL;
+}
+
+apr_status_t owh_payload_view_make(owh_event_view_t **pv, const char *event_type, const char *event_id,
+                                   const char *event_at, const char *object_json, const char *previous_json,
+                                   const char *language, apr_pool_t *p)
 {
     json_error_t jerr;
-    json_t *body, *object;
-    int availability = owh_event_parse(event_type) == OWH_EVENT_AVAILABILITY;
+    owh_event_view_t *v = apr_pcalloc(p, sizeof(*v));
+    json_t *previous = NULL;
 
-    object = json_loads(object_json, 0, &jerr);
-    if (!json_is_object(object)) { json_decref(object); return APR_EINVAL; }
-    body = owh_json_pool_own(json_object(), p);
+    v->type = owh_event_parse(event_type);
+    v->event_id = event_id;
+    v->event_at = event_at;
+    v->object = owh_json_pool_own(json_loads(object_json, 0, &jerr), p);
+    if (!json_is_object(v->object)) return APR_EINVAL;
+    owh_diff_strip_card_payments(v->object);
+    if (v->type != OWH_EVENT_AVAILABILITY) {
+        if (previous_json) {
+            previous = owh_json_pool_own(json_loads(previous_json, 0, &jerr), p);
+            if (previous) owh_diff_strip_card_payments(previous);
+        }
+        v->diff = owh_diff(previous, v->object, p);
+    }
+    v->language = language && *language ? language_tag(apr_pstrdup(p, language))
+                                        : owh_payload_contact_language(v->object, p);
+    *pv = v;
+    return APR_SUCCESS;
+}
+
+/* "2026-03-01T09:00:00-08:00" -> "2026-03-01" */
+static json_t *local_date(const json_t *dt)
+{
+    const char *s = json_string_value(dt);
+    return s && strlen(s) >= 10 ? json_stringn(s, 10) : json_null();
+}
+
+static json_t *notification_payload(const owh_event_view_t *v)
+{
+    const json_t *o = v->object;
+    switch (v->type) {
+    case OWH_EVENT_BOOKING:
+        return json_pack("{s:O}", "uuid", json_object_get(o, "uuid") ? json_object_get(o, "uuid")
+                                                                       : json_object_get(o, "id"));
+    case OWH_EVENT_PRODUCT:
+        return json_pack("{s:O}", "productId", json_object_get(o, "id"));
+    case OWH_EVENT_AVAILABILITY: {
+        const json_t *start = json_object_get(o, "localDateTimeStart"), *end = json_object_get(o, "localDateTimeEnd");
+        json_t *pid = json_object_get(o, "productId");
+        return json_pack("{s:O, s:o, s:o}", "productId", pid ? pid : json_null(),
+                         "localDateStart", local_date(start), "localDateEnd", local_date(end ? end : start));
+    }
+    default:
+        return NULL;
+    }
+}
+
+apr_status_t owh_payload_build(const char **pbody, apr_size_t *plen, const owh_webhook_t *wh,
+                               const owh_event_view_t *v, const json_t *supplier, apr_pool_t *p)
+{
+    json_t *body = owh_json_pool_own(json_object(), p), *thin;
+
+    if (wh->dialect == OWH_DIALECT_NOTIFICATIONS) {
+        if (!(thin = notification_payload(v))) return APR_EINVAL;
+        json_object_set_new(body, "type", json_string(owh_notification_type_name(v->type)));
+        json_object_set_new(body, "subscriptionId", json_string(wh->id));
+        json_object_set_new(body, "eventId", json_string(v->event_id ? v->event_id : ""));
+        json_object_set_new(body, "createdAt", v->event_at ? json_string(v->event_at) : json_null());
+        json_object_set_new(body, "payload", thin);
+        *pbody = owh_json_dump(body, plen, p);
+        return APR_SUCCESS;
+    }
     json_object_set_new(body, "event", json_string(wh->event));
     json_object_set(body, "webhook", owh_webhook_to_json(wh, p));
     if (supplier && json_is_object(supplier)) json_object_set(body, "supplier", (json_t *)supplier);
     else json_object_set_new(body, "supplier", json_object());
-    if (availability) {
+    if (v->type == OWH_EVENT_AVAILABILITY) {
         /* Ventrata's availability_update carries these beside the object. */
-        json_t *v;
-        if ((v = json_object_get(object, "productId"))) json_object_set(body, "productId", v);
-        if ((v = json_object_get(object, "optionId"))) json_object_set(body, "optionId", v);
+        json_t *x;
+        if ((x = json_object_get(v->object, "productId"))) json_object_set(body, "productId", x);
+        if ((x = json_object_get(v->object, "optionId"))) json_object_set(body, "optionId", x);
     }
-    json_object_set_new(body, owh_payload_object_key(event_type), object);
-    if (!availability) {
-        if (diff) json_object_set(body, "diff", (json_t *)diff);
-        else json_object_set_new(body, "diff", json_array());
-    }
+    json_object_set(body, owh_payload_object_key(owh_event_name(v->type)), v->object);
+    if (v->type != OWH_EVENT_AVAILABILITY)
+        json_object_set(body, "diff", v->diff ? v->diff : owh_json_pool_own(json_array(), p));
     *pbody = owh_json_dump(body, plen, p);
     return APR_SUCCESS;
 }

@@ -50,6 +50,9 @@ apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_arr
         j->supplier_json = opt_value(res, i, 9, p);
         j->secret = opt_value(res, i, 10, p);
         j->secret_previous = opt_value(res, i, 11, p);
+        j->previous_json = opt_value(res, i, 14, p);
+        j->event_id = apr_pstrdup(p, PQgetvalue(res, i, 15));
+        j->event_at = apr_pstrdup(p, PQgetvalue(res, i, 16));
         j->claimed_at = now;
         APR_ARRAY_PUSH(jobs, owh_job_t *) = j;
     }

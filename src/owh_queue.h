@@ -22,6 +22,9 @@ typedef struct owh_job_t {
     const char *supplier_json;   /* or NULL: the directives' supplier */
     const char *secret;          /* whsec_...: the webhook's signing secret, or NULL */
     const char *secret_previous; /* during a rotation, or NULL */
+    const char *previous_json;   /* the object's state as last sent, or NULL */
+    const char *event_id;
+    const char *event_at;        /* ISO 8601 */
     apr_time_t claimed_at;
 } owh_job_t;
 

@@ -88,14 +88,16 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
 apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
                                       apr_pool_t *p);
 /* The connection's webhooks in creation order. */
-apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection,
+apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                     apr_array_header_t **plist, apr_pool_t *p);
 /* One webhook of the connection, APR_NOTFOUND if absent (or another's). */
-apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, const char *id,
+apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dialect_e dialect,
+                                   const char *id,
                                    owh_webhook_t **pwh, int for_update, apr_pool_t *p);
 apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, const owh_webhook_t *wh,
                                       apr_pool_t *p);
-apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, const char *id,
+apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_dialect_e dialect,
+                                      const char *id,
                                       owh_webhook_t **pwh, apr_pool_t *p);
 /* Deletes the connection's webhooks whose URL or display URL equals url. */
 apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connection, const char *url,

@@ -7,9 +7,24 @@
 
 #define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text, capabilities," \
     " secret IS NOT NULL, disabled_reason," \
-    " to_char(disabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    " to_char(disabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), dialect, event_types"
 
 static const char *pg_bool(int b) { return b ? "true" : "false"; }
+
+static const char *dialect_name(owh_dialect_e d) { return d == OWH_DIALECT_NOTIFICATIONS ? "notifications" : "octo"; }
+
+/* A subscription's types as a text[] literal; NULL for a webhook (the
+ * webhooks_types trigger derives its one type). */
+static const char *types_to_pg(const owh_webhook_t *wh, apr_pool_t *p)
+{
+    apr_array_header_t *names;
+    int i;
+    if (wh->dialect != OWH_DIALECT_NOTIFICATIONS || !wh->types) return NULL;
+    names = apr_array_make(p, wh->types->nelts, sizeof(const char *));
+    for (i = 0; i < wh->types->nelts; ++i)
+        APR_ARRAY_PUSH(names, const char *) = owh_event_name(APR_ARRAY_IDX(wh->types, i, owh_event_e));
+    return owh_caps_to_pg_array(names, p);
+}
 
 static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, apr_pool_t *p)
 {
@@ -29,6 +44,16 @@ static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, 
     wh->has_secret = !strcmp(PQgetvalue(res, row, 8), "t");
     if (!PQgetisnull(res, row, 9)) wh->disabled_reason = apr_pstrdup(p, PQgetvalue(res, row, 9));
     if (!PQgetisnull(res, row, 10)) wh->disabled_at = apr_pstrdup(p, PQgetvalue(res, row, 10));
+    if (!strcmp(PQgetvalue(res, row, 11), "notifications")) {
+        apr_array_header_t *names;
+        int i;
+        wh->dialect = OWH_DIALECT_NOTIFICATIONS;
+        if ((rv = owh_caps_from_pg_array(&names, PQgetvalue(res, row, 12), p)) != APR_SUCCESS) return rv;
+        wh->types = apr_array_make(p, names->nelts, sizeof(owh_event_e));
+        for (i = 0; i < names->nelts; ++i)
+            APR_ARRAY_PUSH(wh->types, owh_event_e) = owh_event_parse(APR_ARRAY_IDX(names, i, const char *));
+        wh->event_type = wh->types->nelts ? APR_ARRAY_IDX(wh->types, 0, owh_event_e) : OWH_EVENT_NONE;
+    }
     *pwh = wh;
     return APR_SUCCESS;
 }
@@ -55,7 +80,8 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
         connection, wh->event, owh_event_name(wh->event_type), wh->url,
         owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
         pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_caps_to_pg_array(wh->capabilities, p), wh->secret
+        owh_caps_to_pg_array(wh->capabilities, p), wh->secret, dialect_name(wh->dialect),
+        types_to_pg(wh, p)
     };
     /* Connections from r->user mode have no token row yet. */
     rv = owh_store_query(NULL, db, p,
@@ -64,40 +90,42 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
     if (rv != APR_SUCCESS) return rv;
     rv = owh_store_query(&res, db, p,
         "INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display,"
-        " active, retry_on_error, use_contact_language, headers, capabilities, secret)"
-        " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[], $11)"
-        " RETURNING id", 11, args);
+        " active, retry_on_error, use_contact_language, headers, capabilities, secret, dialect, event_types)"
+        " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[], $11,"
+        " $12, $13::text[]) RETURNING id", 13, args);
     if (rv != APR_SUCCESS) return rv;
     wh->id = apr_pstrdup(p, PQgetvalue(res, 0, 0));
     owh_store_clear(res, p);
     return APR_SUCCESS;
 }
 
-apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection,
+apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                     apr_array_header_t **plist, apr_pool_t *p)
 {
     PGresult *res;
-    const char *args[] = { connection };
+    const char *args[] = { connection, dialect_name(dialect) };
     apr_status_t rv = owh_store_query(&res, db, p,
-        "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 ORDER BY seq",
-        1, args);
+        "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 AND dialect = $2"
+        " ORDER BY seq", 2, args);
     if (rv != APR_SUCCESS) return rv;
     rv = rows_to_list(plist, res, p);
     owh_store_clear(res, p);
     return rv;
 }
 
-apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, const char *id,
-                                   owh_webhook_t **pwh, int for_update, apr_pool_t *p)
+apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dialect_e dialect,
+                                   const char *id, owh_webhook_t **pwh, int for_update, apr_pool_t *p)
 {
     PGresult *res;
-    const char *args[] = { id, connection };
+    const char *args[] = { id, connection, dialect_name(dialect) };
     apr_status_t rv;
     if (!owh_uuid_valid(id)) return APR_NOTFOUND;
     rv = owh_store_query(&res, db, p, for_update
-        ? "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2 FOR UPDATE"
-        : "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2",
-        2, args);
+        ? "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
+          " AND dialect = $3 FOR UPDATE"
+        : "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
+          " AND dialect = $3",
+        3, args);
     if (rv != APR_SUCCESS) return rv;
     rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
@@ -113,34 +141,35 @@ apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, cons
         wh->id, connection, wh->event, owh_event_name(wh->event_type), wh->url,
         owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
         pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_caps_to_pg_array(wh->capabilities, p)
+        owh_caps_to_pg_array(wh->capabilities, p), dialect_name(wh->dialect), types_to_pg(wh, p)
     };
     if (!owh_uuid_valid(wh->id)) return APR_NOTFOUND;
     rv = owh_store_query(&res, db, p,
         "UPDATE octo_webhooks.webhooks SET event = $3, event_type = $4, url = $5, url_display = $6,"
         " active = $7::boolean, retry_on_error = $8::boolean, use_contact_language = $9::boolean,"
         " headers = $10::jsonb, capabilities = $11::text[], updated_at = clock_timestamp(),"
+        " event_types = coalesce($13::text[], event_types),"
         /* reactivating clears what the module recorded when it deactivated */
         " disabled_reason = CASE WHEN $7::boolean THEN NULL ELSE disabled_reason END,"
         " disabled_at = CASE WHEN $7::boolean THEN NULL ELSE disabled_at END,"
         " failing_since = CASE WHEN $7::boolean AND NOT active THEN NULL ELSE failing_since END"
-        " WHERE id = $1::uuid AND connection_id = $2", 11, args);
+        " WHERE id = $1::uuid AND connection_id = $2 AND dialect = $12", 13, args);
     if (rv != APR_SUCCESS) return rv;
     rv = strcmp(PQcmdTuples(res), "1") ? APR_NOTFOUND : APR_SUCCESS;
     owh_store_clear(res, p);
     return rv;
 }
 
-apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, const char *id,
-                                      owh_webhook_t **pwh, apr_pool_t *p)
+apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_dialect_e dialect,
+                                      const char *id, owh_webhook_t **pwh, apr_pool_t *p)
 {
     PGresult *res;
-    const char *args[] = { id, connection };
+    const char *args[] = { id, connection, dialect_name(dialect) };
     apr_status_t rv;
     if (!owh_uuid_valid(id)) return APR_NOTFOUND;
     rv = owh_store_query(&res, db, p,
-        "DELETE FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
-        " RETURNING " WH_COLS, 2, args);
+        "DELETE FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2 AND dialect = $3"
+        " RETURNING " WH_COLS, 3, args);
     if (rv != APR_SUCCESS) return rv;
     rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
@@ -154,7 +183,7 @@ apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connectio
     const char *args[] = { connection, url };
     apr_status_t rv = owh_store_query(&res, db, p,
         "WITH gone AS (DELETE FROM octo_webhooks.webhooks"
-        "  WHERE connection_id = $1 AND (url = $2 OR url_display = $2)"
+        "  WHERE connection_id = $1 AND (url = $2 OR url_display = $2) AND dialect = 'octo'"
         "  RETURNING *)"
         " SELECT " WH_COLS " FROM gone ORDER BY seq", 2, args);
     if (rv != APR_SUCCESS) return rv;

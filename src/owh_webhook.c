@@ -203,6 +203,45 @@ static apr_status_t get_bool(int *out, const json_t *body, const char *key, cons
     return APR_SUCCESS;
 }
 
+/* url: required on create; checked by owh_url_check. */
+static apr_status_t get_url(owh_webhook_t *wh, const json_t *body, int create, const char **perr,
+                            apr_pool_t *p)
+{
+    const json_t *v = json_object_get(body, "url");
+    if (!v) {
+        if (!create) return APR_SUCCESS;
+        *perr = "url is required";
+        return APR_EINVAL;
+    }
+    if (!json_is_string(v)) { *perr = "url must be a string"; return APR_EINVAL; }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        *perr = "url must not contain NUL";
+        return APR_EINVAL;
+    }
+    if (owh_url_check(json_string_value(v), perr, p) != APR_SUCCESS) return APR_EINVAL;
+    wh->url = apr_pstrdup(p, json_string_value(v));
+    return APR_SUCCESS;
+}
+
+/* secret (create only): true generates one, "whsec_..." sets it, false or
+ * null leaves deliveries unsigned. */
+static apr_status_t get_secret(owh_webhook_t *wh, const json_t *body, const char **perr, apr_pool_t *p)
+{
+    const json_t *v = json_object_get(body, "secret");
+    if (!v || json_is_null(v) || json_is_false(v)) return APR_SUCCESS;
+    if (json_is_true(v)) {
+        if (owh_sign_secret_generate(&wh->secret, p) != APR_SUCCESS) {
+            *perr = "a secret could not be generated";
+            return APR_EINVAL;
+        }
+    }
+    else if (!json_is_string(v)) { *perr = "secret must be true or a \"whsec_...\" string"; return APR_EINVAL; }
+    else if (owh_sign_secret_check(json_string_value(v), perr) != APR_SUCCESS) return APR_EINVAL;
+    else wh->secret = apr_pstrdup(p, json_string_value(v));
+    wh->has_secret = 1;
+    return APR_SUCCESS;
+}
+
 apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int create,
                                     const char **perr, apr_pool_t *p)
 {
@@ -225,16 +264,7 @@ apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int c
     }
     else if (create) { *perr = "event is required"; goto leave; }
 
-    if ((v = json_object_get(body, "url"))) {
-        if (!json_is_string(v)) { *perr = "url must be a string"; goto leave; }
-        if (strlen(json_string_value(v)) != json_string_length(v)) {
-            *perr = "url must not contain NUL";
-            goto leave;
-        }
-        if ((rv = owh_url_check(json_string_value(v), perr, p)) != APR_SUCCESS) goto leave;
-        wh->url = apr_pstrdup(p, json_string_value(v));
-    }
-    else if (create) { *perr = "url is required"; rv = APR_EINVAL; goto leave; }
+    if ((rv = get_url(wh, body, create, perr, p)) != APR_SUCCESS) goto leave;
 
     if ((rv = get_bool(&wh->retry_on_error, body, "retryOnError", perr, p)) != APR_SUCCESS
         || (rv = get_bool(&wh->use_contact_language, body, "useContactLanguage", perr, p)) != APR_SUCCESS
@@ -245,19 +275,7 @@ apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int c
         && (rv = headers_from_object(&wh->headers, v, perr, p)) != APR_SUCCESS)
         goto leave;
 
-    if (create && (v = json_object_get(body, "secret")) && !json_is_null(v) && !json_is_false(v)) {
-        rv = APR_EINVAL;
-        if (json_is_true(v)) {
-            if ((rv = owh_sign_secret_generate(&wh->secret, p)) != APR_SUCCESS) {
-                *perr = "a secret could not be generated";
-                goto leave;
-            }
-        }
-        else if (!json_is_string(v)) { *perr = "secret must be true or a \"whsec_...\" string"; goto leave; }
-        else if (owh_sign_secret_check(json_string_value(v), perr) != APR_SUCCESS) goto leave;
-        else wh->secret = apr_pstrdup(p, json_string_value(v));
-        wh->has_secret = 1;
-    }
+    if (create && (rv = get_secret(wh, body, perr, p)) != APR_SUCCESS) goto leave;
     rv = APR_SUCCESS;
 leave:
     return rv;
@@ -313,6 +331,87 @@ apr_status_t owh_capabilities_parse(apr_array_header_t **pcaps, const char *hdr,
     return APR_SUCCESS;
 }
 
+/* ---- notifications subscriptions (seed 003) ------------------------------ */
+static const struct { const char *name; owh_event_e ev; } notification_types[] = {
+    { "BOOKING_UPDATE", OWH_EVENT_BOOKING }, { "PRODUCT_UPDATE", OWH_EVENT_PRODUCT },
+    { "AVAILABILITY_UPDATE", OWH_EVENT_AVAILABILITY }, { NULL, OWH_EVENT_NONE }
+};
+
+owh_event_e owh_notification_type_parse(const char *name)
+{
+    int i;
+    for (i = 0; name && notification_types[i].name; ++i)
+        if (!strcasecmp(name, notification_types[i].name)) return notification_types[i].ev;
+    return OWH_EVENT_NONE;
+}
+
+const char *owh_notification_type_name(owh_event_e ev)
+{
+    int i;
+    for (i = 0; notification_types[i].name; ++i)
+        if (notification_types[i].ev == ev) return notification_types[i].name;
+    return NULL;
+}
+
+owh_webhook_t *owh_subscription_make(apr_pool_t *p)
+{
+    owh_webhook_t *wh = owh_webhook_make(p);
+    wh->dialect = OWH_DIALECT_NOTIFICATIONS;
+    wh->event = "notifications";
+    return wh;
+}
+
+apr_status_t owh_subscription_apply_json(owh_webhook_t *wh, const json_t *body, int create,
+                                         const char **perr, apr_pool_t *p)
+{
+    const json_t *v, *t;
+    apr_status_t rv = APR_EINVAL;
+    size_t i;
+    int j;
+
+    if (!json_is_object(body)) { *perr = "The request body must be a JSON object"; goto leave; }
+    if ((v = json_object_get(body, "notificationTypes"))) {
+        apr_array_header_t *types = apr_array_make(p, 3, sizeof(owh_event_e));
+        if (!json_is_array(v) || !json_array_size(v)) {
+            *perr = "notificationTypes must be a non-empty array of BOOKING_UPDATE, PRODUCT_UPDATE, "
+                    "AVAILABILITY_UPDATE";
+            goto leave;
+        }
+        json_array_foreach(v, i, t) {
+            owh_event_e ev = json_is_string(t) ? owh_notification_type_parse(json_string_value(t))
+                                               : OWH_EVENT_NONE;
+            int seen = 0;
+            if (ev == OWH_EVENT_NONE) {
+                *perr = apr_psprintf(p, "notificationTypes[%" APR_SIZE_T_FMT "] must be one of "
+                                     "BOOKING_UPDATE, PRODUCT_UPDATE, AVAILABILITY_UPDATE", i);
+                goto leave;
+            }
+            for (j = 0; j < types->nelts; ++j) seen |= APR_ARRAY_IDX(types, j, owh_event_e) == ev;
+            if (!seen) APR_ARRAY_PUSH(types, owh_event_e) = ev;
+        }
+        wh->types = types;
+        wh->event_type = APR_ARRAY_IDX(types, 0, owh_event_e);
+    }
+    else if (create) { *perr = "notificationTypes is required"; goto leave; }
+    if ((rv = get_url(wh, body, create, perr, p)) != APR_SUCCESS) goto leave;
+    if ((v = json_object_get(body, "headers")) && !json_is_null(v)
+        && (rv = headers_from_object(&wh->headers, v, perr, p)) != APR_SUCCESS)
+        goto leave;
+    if (create && (rv = get_secret(wh, body, perr, p)) != APR_SUCCESS) goto leave;
+    rv = APR_SUCCESS;
+leave:
+    return rv;
+}
+
+json_t *owh_subscription_types_json(const owh_webhook_t *wh)
+{
+    json_t *a = json_array();
+    int i;
+    for (i = 0; wh->types && i < wh->types->nelts; ++i)
+        json_array_append_new(a, json_string(owh_notification_type_name(APR_ARRAY_IDX(wh->types, i, owh_event_e))));
+    return a;
+}
+
 /* ---- rendering and storage encodings ------------------------------------- */
 static json_t *headers_json(const apr_array_header_t *headers)
 {
@@ -344,7 +443,18 @@ json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p)
 
 json_t *owh_webhook_to_api_json(const owh_webhook_t *wh, apr_pool_t *p)
 {
-    json_t *o = owh_webhook_to_json(wh, p);
+    json_t *o;
+    if (wh->dialect == OWH_DIALECT_NOTIFICATIONS) {
+        /* seed 003's Subscription: id, url, notificationTypes (+ headers) */
+        o = owh_json_pool_own(json_object(), p);
+        json_object_set_new(o, "id", wh->id ? json_string(wh->id) : json_null());
+        json_object_set_new(o, "url", json_string(wh->url ? owh_url_display(wh->url, p) : ""));
+        json_object_set_new(o, "notificationTypes", owh_subscription_types_json(wh));
+        json_object_set_new(o, "headers", headers_json(wh->headers));
+        json_object_set_new(o, "signed", json_boolean(wh->has_secret));
+        return o;
+    }
+    o = owh_webhook_to_json(wh, p);
     json_object_set_new(o, "signed", json_boolean(wh->has_secret));
     json_object_set_new(o, "disabledReason", wh->disabled_reason ? json_string(wh->disabled_reason) : json_null());
     json_object_set_new(o, "disabledAt", wh->disabled_at ? json_string(wh->disabled_at) : json_null());

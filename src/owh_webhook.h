@@ -29,6 +29,10 @@ owh_event_e owh_event_parse(const char *name);
 /* The canonical underscore name ("booking_update"), NULL for NONE. */
 const char *owh_event_name(owh_event_e ev);
 
+/* Two dialects of one stored object: an octo/webhooks Webhook (one event),
+ * or a seed-003 notifications subscription (several types, thin payloads). */
+typedef enum { OWH_DIALECT_OCTO = 0, OWH_DIALECT_NOTIFICATIONS } owh_dialect_e;
+
 typedef struct owh_header_t {
     const char *name;
     const char *value;
@@ -36,6 +40,8 @@ typedef struct owh_header_t {
 
 typedef struct owh_webhook_t {
     const char *id;                  /* uuid text; NULL until stored */
+    owh_dialect_e dialect;
+    apr_array_header_t *types;       /* owh_event_e: a subscription's notificationTypes */
     const char *event;               /* as the client spelled it */
     owh_event_e event_type;
     const char *url;                 /* as given, credentials included */
@@ -66,6 +72,23 @@ owh_webhook_t *owh_webhook_make(apr_pool_t *p);
 apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int create,
                                     const char **perr, apr_pool_t *p);
 
+/* Notification types (seed 003): BOOKING_UPDATE, PRODUCT_UPDATE,
+ * AVAILABILITY_UPDATE, parsed in any case; OWH_EVENT_NONE if unknown. */
+owh_event_e owh_notification_type_parse(const char *name);
+const char *owh_notification_type_name(owh_event_e ev);
+
+/* A subscription with the defaults (active, no headers). */
+owh_webhook_t *owh_subscription_make(apr_pool_t *p);
+
+/* Applies a subscription body: url, notificationTypes (required on create;
+ * de-duplicated, first order kept), headers, and on create secret, checked as
+ * for webhooks. Unknown fields are ignored. APR_EINVAL with *perr. */
+apr_status_t owh_subscription_apply_json(owh_webhook_t *wh, const json_t *body, int create,
+                                         const char **perr, apr_pool_t *p);
+
+/* notificationTypes as the API answers them (uppercase); a new reference. */
+json_t *owh_subscription_types_json(const owh_webhook_t *wh);
+
 /* Validates an absolute http(s) URL: <= OWH_URL_MAX, no whitespace or control
  * characters, scheme http/https, a non-empty host, a valid port; user:pass@
  * allowed. APR_SUCCESS or APR_EINVAL with *perr. */
@@ -95,7 +118,8 @@ apr_status_t owh_capabilities_parse(apr_array_header_t **pcaps, const char *hdr,
  * retryOnError, useContactLanguage, headers, capabilities. Owned by p. */
 json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p);
 
-/* The Webhook object as the API answers it: owh_webhook_to_json plus
+/* The object as the API answers it. A subscription: id, url (display form),
+ * notificationTypes, headers, signed. A webhook: owh_webhook_to_json plus
  * "signed" (deliveries carry webhook-signature), "disabledReason" and
  * "disabledAt" (null unless the module deactivated it: 410, auto-disable). */
 json_t *owh_webhook_to_api_json(const owh_webhook_t *wh, apr_pool_t *p);

@@ -214,6 +214,7 @@ int main(void)
     /* payloads */
     {
         owh_webhook_t *pw;
+        owh_event_view_t *view;
         const char *body;
         json_t *sup = owh_json_pool_own(json_pack("{s:s}", "name", "S"), pool), *pj;
         tap_ok(owh_payload_webhook_parse(&pw, "{\"id\":\"x\",\"event\":\"booking.updated\",\"url\":\"https://u:p@h/\","
@@ -221,21 +222,83 @@ int main(void)
                "\"headers\":{\"A\":\"1\"},\"capabilities\":[\"octo/pricing\"]}", pool) == APR_SUCCESS, "snapshot parsed");
         tap_ok(!pw->retry_on_error && pw->headers->nelts == 1 && pw->capabilities->nelts == 1, "snapshot fields");
         tap_is_str(pw->url, "https://u:p@h/", "snapshot keeps credentials for sending");
-        tap_ok(owh_payload_build(&body, &len, pw, "booking_update", "{\"uuid\":\"b1\"}", sup, NULL, pool) == APR_SUCCESS,
-               "booking payload built");
+        tap_ok(owh_payload_view_make(&view, "booking_update", "7", "2026-01-01T00:00:00Z",
+                                     "{\"uuid\":\"b1\",\"status\":\"CONFIRMED\",\"cardPayment\":{\"s\":1},"
+                                     "\"contact\":{\"locales\":[\"de-AT\",\"en\"]}}",
+                                     "{\"uuid\":\"b1\",\"status\":\"ON_HOLD\",\"contact\":{\"locales\":[\"de-AT\",\"en\"]}}",
+                                     NULL, pool) == APR_SUCCESS, "booking view made");
+        tap_ok(owh_payload_build(&body, &len, pw, view, sup, pool) == APR_SUCCESS, "booking payload built");
         pj = owh_json_pool_own(json_loads(body, 0, NULL), pool);
         tap_is_str(json_string_value(json_object_get(pj, "event")), "booking.updated", "payload event is the webhook's spelling");
         tap_is_str(json_string_value(json_object_get(json_object_get(pj, "webhook"), "url")), "https://u:****@h/", "payload webhook url masked");
         tap_is_str(json_string_value(json_object_get(json_object_get(pj, "booking"), "uuid")), "b1", "payload booking");
-        tap_ok(json_is_array(json_object_get(pj, "diff")) && json_array_size(json_object_get(pj, "diff")) == 0, "diff []");
+        tap_ok(!json_object_get(json_object_get(pj, "booking"), "cardPayment"), "cardPayment stripped");
+        tap_is_str(owh_json_dump(json_object_get(pj, "diff"), &len, pool),
+                   "[{\"op\":\"replace\",\"path\":\"/status\",\"was\":\"ON_HOLD\",\"value\":\"CONFIRMED\"}]",
+                   "diff from the previous state");
+        tap_is_str(view->language, "de-AT", "language: the contact's first locale");
         tap_is_str(json_string_value(json_object_get(json_object_get(pj, "supplier"), "name")), "S", "supplier");
-        owh_payload_build(&body, &len, pw, "availability_update", "{\"id\":\"a1\",\"productId\":\"p\",\"optionId\":\"o\"}", NULL, NULL, pool);
+        owh_payload_view_make(&view, "booking_update", "8", "t", "{\"uuid\":\"b2\"}", NULL, "fr", pool);
+        owh_payload_build(&body, &len, pw, view, sup, pool);
+        pj = owh_json_pool_own(json_loads(body, 0, NULL), pool);
+        tap_ok(json_is_array(json_object_get(pj, "diff")) && json_array_size(json_object_get(pj, "diff")) == 0,
+               "first event: diff []");
+        tap_is_str(view->language, "fr", "language: the event's own first");
+        owh_payload_view_make(&view, "booking_update", "9", "t", "{\"uuid\":\"b2\"}", NULL, "fr\r\nX: y", pool);
+        tap_ok(view->language == NULL, "a language that is not a tag is dropped");
+        owh_payload_view_make(&view, "order_update", "10", "t",
+                              "{\"id\":\"o\",\"bookings\":[{\"contact\":{\"locales\":[\"es\"]}}]}", NULL, NULL, pool);
+        tap_is_str(view->language, "es", "order: the first booking's contact locale");
+        owh_payload_view_make(&view, "availability_update", "11", "t",
+                              "{\"id\":\"a1\",\"productId\":\"p\",\"optionId\":\"o\","
+                              "\"localDateTimeStart\":\"2026-03-01T09:00:00-08:00\"}", "{\"id\":\"a1\"}", NULL, pool);
+        owh_payload_build(&body, &len, pw, view, NULL, pool);
         pj = owh_json_pool_own(json_loads(body, 0, NULL), pool);
         tap_ok(!json_object_get(pj, "diff"), "availability has no diff");
         tap_is_str(json_string_value(json_object_get(pj, "productId")), "p", "availability productId on top");
         tap_is_str(json_string_value(json_object_get(pj, "optionId")), "o", "availability optionId on top");
         tap_ok(json_is_object(json_object_get(pj, "supplier")), "supplier {} by default");
-        tap_ok(owh_payload_build(&body, &len, pw, "booking_update", "[1]", NULL, NULL, pool) != APR_SUCCESS, "non-object refused");
+        tap_ok(owh_payload_view_make(&view, "booking_update", "1", "t", "[1]", NULL, NULL, pool) != APR_SUCCESS,
+               "non-object refused");
+        /* the notifications dialect */
+        tap_ok(owh_payload_webhook_parse(&pw, "{\"id\":\"s1\",\"event\":\"notifications\",\"url\":\"https://h/\","
+               "\"dialect\":\"notifications\",\"notificationTypes\":[\"AVAILABILITY_UPDATE\"]}", pool) == APR_SUCCESS
+               && pw->dialect == OWH_DIALECT_NOTIFICATIONS, "subscription snapshot parsed");
+        owh_payload_view_make(&view, "availability_update", "11", "2026-01-01T00:00:00Z",
+                              "{\"id\":\"a1\",\"productId\":\"42\",\"localDateTimeStart\":\"2025-01-15T09:00:00+01:00\","
+                              "\"localDateTimeEnd\":\"2025-01-20T10:00:00+01:00\"}", NULL, NULL, pool);
+        owh_payload_build(&body, &len, pw, view, sup, pool);
+        tap_is_str(body, "{\"type\":\"AVAILABILITY_UPDATE\",\"subscriptionId\":\"s1\",\"eventId\":\"11\","
+                   "\"createdAt\":\"2026-01-01T00:00:00Z\",\"payload\":{\"productId\":\"42\","
+                   "\"localDateStart\":\"2025-01-15\",\"localDateEnd\":\"2025-01-20\"}}", "AVAILABILITY_UPDATE envelope");
+        owh_payload_view_make(&view, "booking_update", "12", "T", "{\"uuid\":\"b9\",\"status\":\"X\"}", NULL, NULL, pool);
+        owh_payload_build(&body, &len, pw, view, sup, pool);
+        tap_is_str(body, "{\"type\":\"BOOKING_UPDATE\",\"subscriptionId\":\"s1\",\"eventId\":\"12\",\"createdAt\":\"T\","
+                   "\"payload\":{\"uuid\":\"b9\"}}", "BOOKING_UPDATE is thin");
+        owh_payload_view_make(&view, "product_update", "13", "T", "{\"id\":\"42\",\"name\":\"n\"}", NULL, NULL, pool);
+        owh_payload_build(&body, &len, pw, view, sup, pool);
+        tap_is_str(body, "{\"type\":\"PRODUCT_UPDATE\",\"subscriptionId\":\"s1\",\"eventId\":\"13\",\"createdAt\":\"T\","
+                   "\"payload\":{\"productId\":\"42\"}}", "PRODUCT_UPDATE is thin");
+    }
+
+    /* subscriptions (seed 003) */
+    {
+        owh_webhook_t *sw = owh_subscription_make(pool);
+        json_t *b = owh_json_pool_own(json_loads("{\"url\":\"https://e/x\",\"notificationTypes\":"
+                                                 "[\"booking_update\",\"Product_Update\",\"BOOKING_UPDATE\"]}", 0, NULL), pool);
+        tap_ok(owh_subscription_apply_json(sw, b, 1, &err, pool) == APR_SUCCESS, "subscription parsed");
+        tap_is_str(owh_json_dump(owh_json_pool_own(owh_subscription_types_json(sw), pool), &len, pool),
+                   "[\"BOOKING_UPDATE\",\"PRODUCT_UPDATE\"]", "types: any case in, uppercase out, de-duplicated");
+        b = owh_json_pool_own(json_loads("{\"url\":\"https://e/x\",\"notificationTypes\":[\"ORDER_UPDATE\"]}", 0, NULL), pool);
+        tap_ok(owh_subscription_apply_json(owh_subscription_make(pool), b, 1, &err, pool) == APR_EINVAL
+               && strstr(err, "notificationTypes[0]"), "ORDER_UPDATE is not a notification type");
+        b = owh_json_pool_own(json_loads("{\"url\":\"https://e/x\",\"notificationTypes\":[]}", 0, NULL), pool);
+        tap_ok(owh_subscription_apply_json(owh_subscription_make(pool), b, 1, &err, pool) == APR_EINVAL, "empty types refused");
+        b = owh_json_pool_own(json_loads("{\"url\":\"https://e/x\"}", 0, NULL), pool);
+        tap_ok(owh_subscription_apply_json(owh_subscription_make(pool), b, 1, &err, pool) == APR_EINVAL
+               && strstr(err, "notificationTypes is required"), "types required on create");
+        tap_ok(owh_subscription_apply_json(sw, b, 0, &err, pool) == APR_SUCCESS && sw->types->nelts == 2,
+               "PATCH without types keeps them");
     }
 
     /* trigger objects */
