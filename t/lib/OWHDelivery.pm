@@ -79,7 +79,9 @@ sub api_at {
     }
     $req->header('Content-Length' => length($req->content // ''));
     my $res = $ua->request($req);
-    return { code => $res->code, json => eval { $JSON->decode($res->decoded_content) }, body => $res->decoded_content };
+    my $body = $res->decoded_content // '';
+    return { code => $res->code, json => scalar(eval { $JSON->decode($body) }), body => $body,
+             headers => $res->headers };
 }
 
 # ---- private httpd instances ------------------------------------------------
