@@ -231,3 +231,34 @@ BEGIN
     o_next_in := extract(epoch FROM v_next - clock_timestamp());
     RETURN NEXT;
 END $$;
+
+-- Resolve mode (OctoWebhooksResolve): the dispatcher fetches each view of an
+-- object (capabilities, language) from the supplier's API at delivery time;
+-- the view fetched for each event is kept so the next event's diff starts
+-- from what that view last sent. Rows a week old that a later one follows are
+-- pruned as views are recorded.
+CREATE TABLE octo_webhooks.resolved_states (
+    state_key   text NOT NULL,          -- event type/object key|capabilities|language
+    event_id    bigint NOT NULL,
+    object      jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (state_key, event_id)
+);
+
+CREATE FUNCTION octo_webhooks.view_state(p_key text, p_event bigint, p_object jsonb)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev text;
+BEGIN
+    INSERT INTO octo_webhooks.resolved_states (state_key, event_id, object)
+         VALUES (p_key, p_event, p_object)
+    ON CONFLICT (state_key, event_id) DO UPDATE
+        SET object = excluded.object, recorded_at = excluded.recorded_at;
+    SELECT r.object::text INTO v_prev FROM octo_webhooks.resolved_states r
+     WHERE r.state_key = p_key AND r.event_id < p_event ORDER BY r.event_id DESC LIMIT 1;
+    DELETE FROM octo_webhooks.resolved_states r
+     WHERE r.state_key = p_key AND r.recorded_at < clock_timestamp() - interval '7 days'
+       AND EXISTS (SELECT 1 FROM octo_webhooks.resolved_states n
+                    WHERE n.state_key = p_key AND n.event_id > r.event_id);
+    RETURN v_prev;
+END $$;

@@ -9,6 +9,7 @@
 
 #include "owh_config.h"
 #include "owh_netguard.h"
+#include "owh_webhook.h"
 #include "owh_log.h"
 
 APLOG_USE_MODULE(octo_webhooks);
@@ -38,6 +39,7 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_DISABLE_AFTER       apr_time_from_sec(5 * 86400)
 #define DEF_SECRET_GRACE        apr_time_from_sec(86400)
 #define DEF_MAX_PAYLOAD         (256 * 1024)
+#define DEF_RESOLVE             0               /* every event carries its object inline */
 
 #define UNSET_TIME ((apr_interval_time_t)-1)
 #define UNSET_SIZE ((apr_size_t)-1)
@@ -203,6 +205,44 @@ static const char *set_supplier(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_resolve(cmd_parms *cmd, void *d, const char *arg)
+{
+    owh_srv_conf_t *sc = SRV(cmd);
+    owh_event_e ev;
+    if (sc->resolve == OWH_UNSET_INT) sc->resolve = 0;
+    if (!strcasecmp(arg, "none")) return NULL;
+    if (!strcasecmp(arg, "all")) {
+        sc->resolve = (1 << OWH_EVENT_BOOKING) | (1 << OWH_EVENT_ORDER) | (1 << OWH_EVENT_AVAILABILITY)
+                    | (1 << OWH_EVENT_PRODUCT);
+        return NULL;
+    }
+    if ((ev = owh_event_parse(arg)) == OWH_EVENT_NONE)
+        return apr_psprintf(cmd->pool, "OctoWebhooksResolve: '%s' is not an event (booking_update, "
+                            "order_update, availability_update, product_update, all, none)", arg);
+    sc->resolve |= 1 << ev;
+    return NULL;
+}
+
+static const char *set_supplier_api(cmd_parms *cmd, void *d, const char *arg)
+{
+    const char *err = NULL;
+    apr_size_t n = strlen(arg);
+    if (owh_url_check(arg, &err, cmd->pool) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "OctoWebhooksSupplierApi: %s", err);
+    if (strchr(arg, '?') || strchr(arg, '#'))
+        return "OctoWebhooksSupplierApi: the base URL takes no query or fragment";
+    SRV(cmd)->supplier_api = n > 1 && arg[n - 1] == '/' ? apr_pstrndup(cmd->pool, arg, n - 1) : arg;
+    return NULL;
+}
+
+static const char *set_supplier_api_token(cmd_parms *cmd, void *d, const char *arg)
+{
+    if (!*arg || strpbrk(arg, " \t\r\n") || strlen(arg) > 4096)
+        return "OctoWebhooksSupplierApiToken: one token without whitespace, at most 4096 characters";
+    SRV(cmd)->supplier_api_token = arg;
+    return NULL;
+}
+
 static const char *set_allow_network(cmd_parms *cmd, void *d, const char *arg)
 {
     owh_srv_conf_t *sc = SRV(cmd);
@@ -292,6 +332,15 @@ const command_rec owh_config_cmds[] = {
     AP_INIT_TAKE1("OctoWebhooksMaxPayloadSize", set_max_payload, NULL, RSRC_CONF,
         "notifications larger than this many bytes are not sent but recorded as failed "
         "(1024-67108864, default 262144)"),
+    AP_INIT_ITERATE("OctoWebhooksResolve", set_resolve, NULL, RSRC_CONF,
+        "events whose emit() carries only the identifier: at delivery the dispatcher fetches the "
+        "object from OctoWebhooksSupplierApi with each webhook's capabilities and contact language "
+        "(booking_update order_update availability_update product_update, all, or none: the default)"),
+    AP_INIT_TAKE1("OctoWebhooksSupplierApi", set_supplier_api, NULL, RSRC_CONF,
+        "base URL of the supplier's own OCTO API for OctoWebhooksResolve, e.g. https://api.example.com/octo "
+        "(GET /bookings/{uuid}, /orders/{id}, /products/{id}, POST /availability)"),
+    AP_INIT_TAKE1("OctoWebhooksSupplierApiToken", set_supplier_api_token, NULL, RSRC_CONF,
+        "Bearer token the dispatcher presents to OctoWebhooksSupplierApi (default: none)"),
     AP_INIT_TAKE1("OctoWebhooksSupplierId", set_supplier, "id", RSRC_CONF,
         "the payload's supplier.id"),
     AP_INIT_TAKE1("OctoWebhooksSupplierName", set_supplier, "name", RSRC_CONF,
@@ -320,6 +369,8 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->webhook_concurrency = c->webhook_rate = OWH_UNSET_INT;
     c->max_retry_after = c->disable_after = c->secret_grace = UNSET_TIME;
     c->max_payload = UNSET_SIZE;
+    c->resolve = OWH_UNSET_INT;
+    c->supplier_api = c->supplier_api_token = NULL;
     c->s = s;
     return c;
 }
@@ -360,6 +411,9 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_TIME(disable_after);
     MERGE_TIME(secret_grace);
     c->max_payload = (add->max_payload != UNSET_SIZE) ? add->max_payload : base->max_payload;
+    MERGE_INT(resolve);
+    MERGE_PTR(supplier_api);
+    MERGE_PTR(supplier_api_token);
     c->store = NULL;                    /* runtime: made per child */
     c->s = add->s;
     return c;
@@ -416,6 +470,8 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->disable_after == UNSET_TIME) c->disable_after = DEF_DISABLE_AFTER;
     if (c->secret_grace == UNSET_TIME) c->secret_grace = DEF_SECRET_GRACE;
     if (c->max_payload == UNSET_SIZE) c->max_payload = DEF_MAX_PAYLOAD;
+    if (c->resolve == OWH_UNSET_INT) c->resolve = DEF_RESOLVE;
+    /* supplier_api, supplier_api_token: default NULL (none) */
 
     if (c->pool_keep > c->pool_max) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00101)
@@ -427,6 +483,11 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->deliver_connect_timeout > c->deliver_timeout) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00102)
                      "OctoWebhooksDeliveryConnectTimeout is longer than OctoWebhooksDeliveryTimeout");
+        return APR_EINVAL;
+    }
+    if (c->resolve && !c->supplier_api) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00104)
+                     "OctoWebhooksResolve needs OctoWebhooksSupplierApi: where should objects be fetched?");
         return APR_EINVAL;
     }
     if (c->lease <= c->deliver_timeout) {

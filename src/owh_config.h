@@ -45,6 +45,10 @@ typedef struct owh_srv_conf_t {
     apr_interval_time_t disable_after;  /* failing this long deactivates a webhook */
     apr_interval_time_t secret_grace;   /* a rotated-out secret keeps signing this long */
     apr_size_t max_payload;             /* larger notifications are not sent */
+    int resolve;                        /* bit (1 << owh_event_e): events carrying only an
+                                         * identifier, fetched from supplier_api at delivery */
+    const char *supplier_api;           /* the supplier's OCTO API base URL, or NULL */
+    const char *supplier_api_token;     /* its Bearer token, or NULL */
 
     /* runtime, not configuration */
     owh_store_t *store;                 /* this child's pool for conninfo */

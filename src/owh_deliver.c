@@ -25,8 +25,10 @@ typedef struct transfer_t {
     CURLU *url;
     struct curl_slist *headers;
     void *baton;
+    owh_deliver_done_fn *done;
+    int trusted;
     char *resp;
-    apr_size_t resp_len;
+    apr_size_t resp_len, resp_cap;
     apr_time_t started;
     const char *refused;        /* why the guard refused the connect */
     const char *retry_after;    /* of the final response */
@@ -51,7 +53,7 @@ apr_status_t owh_deliver_create(owh_deliver_t **pd, const owh_deliver_params_t *
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     transfer_t *t = userp;
-    size_t n = size * nmemb, cap = t->d->params.response_cap;
+    size_t n = size * nmemb, cap = t->resp_cap;
     /* Keep the head, drop the rest without failing the transfer. */
     if (t->resp_len < cap) {
         size_t take = n < cap - t->resp_len ? n : cap - t->resp_len;
@@ -100,7 +102,7 @@ apr_status_t owh_deliver_retry_after(const char *value, apr_time_t now, apr_inte
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     transfer_t *t = clientp;
-    const char *why = owh_netguard_check(t->d->params.guard, &a->addr);
+    const char *why = t->trusted ? NULL : owh_netguard_check(t->d->params.guard, &a->addr);
     if (why) {
         char host[INET6_ADDRSTRLEN] = "?";
         if (a->family == AF_INET)
@@ -150,20 +152,39 @@ static apr_status_t split_credentials(transfer_t *t, const char *url)
 apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_array_header_t *headers,
                                const char *body, apr_size_t len, void *baton, apr_pool_t *tpool)
 {
+    owh_request_t rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.method = "POST";
+    rq.url = url;
+    rq.headers = headers;
+    rq.body = body;
+    rq.len = len;
+    return owh_deliver_request(d, &rq, baton, tpool);
+}
+
+apr_status_t owh_deliver_request(owh_deliver_t *d, const owh_request_t *rq, void *baton, apr_pool_t *tpool)
+{
     transfer_t *t = apr_pcalloc(tpool, sizeof(*t));
+    const apr_array_header_t *headers = rq->headers;
+    int post = !strcmp(rq->method, "POST");
     apr_status_t rv;
     int i;
 
     t->d = d;
     t->pool = tpool;
     t->baton = baton;
-    t->resp = apr_palloc(tpool, d->params.response_cap + 1);
+    t->done = rq->done;
+    t->trusted = rq->trusted;
+    t->resp_cap = rq->response_cap ? rq->response_cap : d->params.response_cap;
+    t->resp = apr_palloc(tpool, t->resp_cap + 1);
     apr_pool_cleanup_register(tpool, t, transfer_cleanup, apr_pool_cleanup_null);
     if (!(t->easy = curl_easy_init())) return APR_ENOMEM;
-    if ((rv = split_credentials(t, url)) != APR_SUCCESS) return rv;
+    if ((rv = split_credentials(t, rq->url)) != APR_SUCCESS) return rv;
 
-    t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
-    t->headers = curl_slist_append(t->headers, "Expect:");   /* no 100-continue round trip */
+    if (post) {
+        t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+        t->headers = curl_slist_append(t->headers, "Expect:");   /* no 100-continue round trip */
+    }
     for (i = 0; headers && i < headers->nelts; ++i) {
         const owh_header_t *h = &APR_ARRAY_IDX(headers, i, owh_header_t);
         /* "Name;" is curl's way of sending a header with an empty value. */
@@ -172,9 +193,12 @@ apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_arra
             : apr_pstrcat(tpool, h->name, ";", NULL));
     }
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    if (post) {
+        curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, rq->body);
+        curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->len);
+    }
+    else curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -244,8 +268,9 @@ void owh_deliver_process(owh_deliver_t *d, owh_deliver_done_fn *done, void *ctx)
             res.error = t->refused;
         else if (msg->data.result != CURLE_OK)
             res.error = apr_pstrdup(t->pool, *t->errbuf ? t->errbuf : curl_easy_strerror(msg->data.result));
+        res.truncated = t->resp_len >= t->resp_cap;
         d->running--;
-        done(ctx, t->baton, &res);
+        (t->done ? t->done : done)(ctx, t->baton, &res);
         apr_pool_destroy(t->pool);      /* removes and frees the easy handle */
     }
 }

@@ -27,21 +27,39 @@ typedef struct owh_transfer_result_t {
     apr_time_t started;
     int latency_ms;
     const char *retry_after;        /* the response's Retry-After value, or NULL */
+    int truncated;                  /* the body filled the cap (and may go on) */
 } owh_transfer_result_t;
+
+/* Called once per finished transfer; the transfer's pool is destroyed after. */
+typedef void owh_deliver_done_fn(void *ctx, void *baton, const owh_transfer_result_t *res);
 
 /* Retry-After (delay-seconds or an HTTP-date) as a delay from now, clamped to
  * [0, max]; APR_EINVAL if it is neither. */
 apr_status_t owh_deliver_retry_after(const char *value, apr_time_t now, apr_interval_time_t max,
                                      apr_interval_time_t *pdelay);
 
-/* Called once per finished transfer; the transfer's pool is destroyed after. */
-typedef void owh_deliver_done_fn(void *ctx, void *baton, const owh_transfer_result_t *res);
 
 apr_status_t owh_deliver_create(owh_deliver_t **pd, const owh_deliver_params_t *params, apr_pool_t *p);
 
-/* Starts a POST. headers: owh_header_t (name, value) sent as given, after
- * Content-Type: application/json. The body must live as long as tpool; tpool
- * is destroyed by owh_deliver_process after done() ran. */
+/* One request. A delivery is a POST of JSON to an endpoint a reseller named:
+ * the SSRF guard judges its connects. A fetch from the supplier's own API
+ * (resolve mode) is trusted: its URL comes from the configuration. */
+typedef struct owh_request_t {
+    const char *method;             /* "POST" (with body) or "GET" */
+    const char *url;
+    const apr_array_header_t *headers; /* owh_header_t, sent as given */
+    const char *body;               /* JSON, POST only; must live as long as tpool */
+    apr_size_t len;
+    apr_size_t response_cap;        /* bytes of the answer kept; 0: the params' cap */
+    int trusted;                    /* skip the SSRF guard */
+    owh_deliver_done_fn *done;      /* NULL: the one owh_deliver_process is given */
+} owh_request_t;
+
+/* Starts a request; tpool is destroyed by owh_deliver_process after done()
+ * ran. A body is sent with Content-Type: application/json. */
+apr_status_t owh_deliver_request(owh_deliver_t *d, const owh_request_t *rq, void *baton, apr_pool_t *tpool);
+
+/* Starts a delivery: a guarded POST of body. */
 apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_array_header_t *headers,
                                const char *body, apr_size_t len, void *baton, apr_pool_t *tpool);
 

@@ -13,6 +13,7 @@
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_uri.h>
+#include <apr_escape.h>
 #include <apr_signal.h>
 #include <apr_allocator.h>
 #include <httpd.h>
@@ -188,7 +189,8 @@ typedef struct loop_t {
     int claimed;                    /* running + waiting */
     int held;                       /* the last claim left due work behind a cap */
     apr_pool_t *viewpool;           /* event views, shared by an event's deliveries */
-    apr_hash_t *views;              /* event id -> owh_event_view_t * */
+    apr_hash_t *views;              /* event id (or resolve view key) -> owh_event_view_t * */
+    apr_hash_t *fetches;            /* resolve view key -> fetch_t * in flight */
 } loop_t;
 
 /* Views outlive a batch (an event's deliveries may be claimed in several);
@@ -221,7 +223,23 @@ typedef struct job_t {
     apr_size_t len;
     apr_array_header_t *headers;
     const char *unsendable;         /* why it can never be sent (recorded as failed) */
+    json_t *supplier;
+    const char *view_key;           /* resolve mode: the view it waits for, or NULL */
 } job_t;
+
+/* Resolve mode: one fetch from the supplier's API per distinct view (event,
+ * capabilities, language); the deliveries needing that view wait on it. */
+typedef struct fetch_t {
+    apr_pool_t *pool;               /* the transfer's: destroyed after on_fetch_done */
+    const char *key;                /* L->views key */
+    const char *state_key;          /* resolved_states key: type/object|caps|language */
+    const char *what;               /* "GET https://.../bookings/x", for errors */
+    const char *language;           /* sent as Accept-Language, or NULL */
+    owh_event_e type;
+    const char *availability_id;    /* the item to pick from POST /availability */
+    const char *event_id, *event_at;
+    apr_array_header_t *waiters;    /* job_t * */
+} fetch_t;
 
 static int *host_count(loop_t *L, const char *host)
 {
@@ -311,17 +329,35 @@ static void on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
     record(L, j, res->status_code, res->error, res, res->started, res->latency_ms);
 }
 
-/* Turns a claimed row into a ready-to-send job; failures are recorded as
- * failed attempts (a payload that cannot be built will never be sendable). */
+/* The resolve-mode key of a webhook's view of an event: the capabilities it
+ * stored and the language it gets. */
+static int resolves(loop_t *L, const owh_job_t *src, const owh_webhook_t *wh)
+{
+    owh_event_e ev = owh_event_parse(src->event_type);
+    /* a subscription's thin payload needs only the identifiers */
+    return wh->dialect == OWH_DIALECT_OCTO && (L->sc->resolve & (1 << ev));
+}
+
+static const char *job_language(const owh_job_t *src, const owh_webhook_t *wh)
+{
+    return wh->use_contact_language && src->language && *src->language ? src->language : "";
+}
+
+static const char *caps_joined(const owh_webhook_t *wh, apr_pool_t *p)
+{
+    return wh->capabilities->nelts ? apr_array_pstrcat(p, wh->capabilities, ',') : "";
+}
+
+/* Turns a claimed row into a job: the webhook, its host, the supplier, and
+ * (unless it waits for a resolve-mode fetch, j->view_key) a ready body. */
+static void finish(loop_t *L, job_t *j, const owh_event_view_t *view);
+
 static job_t *prepare(loop_t *L, owh_job_t *src)
 {
     apr_pool_t *p;
     job_t *j;
     owh_job_t *c;
     apr_uri_t uri;
-    json_t *supplier = L->supplier;
-    owh_header_t *h;
-    const char *msg_id, *timestamp;
     owh_event_view_t *view;
     apr_status_t rv;
 
@@ -331,6 +367,17 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     j->job = c = apr_pmemdup(p, src, sizeof(*src));
     c->delivery_id = apr_pstrdup(p, src->delivery_id);
     c->claim_id = apr_pstrdup(p, src->claim_id);
+    c->language = src->language ? apr_pstrdup(p, src->language) : NULL;
+    c->event_id = apr_pstrdup(p, src->event_id);
+    c->event_at = apr_pstrdup(p, src->event_at);
+    c->event_type = apr_pstrdup(p, src->event_type);
+    c->object_key = apr_pstrdup(p, src->object_key);
+    c->object_json = apr_pstrdup(p, src->object_json);
+    c->secret = src->secret ? apr_pstrdup(p, src->secret) : NULL;
+    c->secret_previous = src->secret_previous ? apr_pstrdup(p, src->secret_previous) : NULL;
+    c->previous_json = NULL;
+    c->webhook_json = NULL;
+    c->supplier_json = NULL;
     j->host = "";
     if ((rv = owh_payload_webhook_parse(&j->wh, src->webhook_json, p)) != APR_SUCCESS) {
         j->wh = NULL;
@@ -338,20 +385,40 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     }
     if (apr_uri_parse(p, j->wh->url, &uri) == APR_SUCCESS && uri.hostname)
         j->host = apr_psprintf(p, "%s:%s", uri.hostname, uri.port_str ? uri.port_str : uri.scheme);
+    j->supplier = L->supplier;
     if (src->supplier_json) {
         json_error_t jerr;
-        supplier = owh_json_pool_own(json_loads(src->supplier_json, 0, &jerr), p);
+        j->supplier = owh_json_pool_own(json_loads(src->supplier_json, 0, &jerr), p);
     }
-    if (!(view = event_view(L, src))
-        || owh_payload_build(&j->body, &j->len, j->wh, view, supplier, p) != APR_SUCCESS) {
+    if (resolves(L, src, j->wh)) {
+        j->view_key = apr_pstrcat(p, src->event_id, "|", caps_joined(j->wh, p), "|", job_language(src, j->wh), NULL);
+        if (!(view = apr_hash_get(L->views, j->view_key, APR_HASH_KEY_STRING))) return j;
+    }
+    else if (!(view = event_view(L, src))) {
         j->unsendable = "the payload could not be built";
         return j;
+    }
+    finish(L, j, view);
+    return j;
+}
+
+/* Builds the body and headers of a job from its event's view. */
+static void finish(loop_t *L, job_t *j, const owh_event_view_t *view)
+{
+    apr_pool_t *p = j->pool;
+    owh_job_t *c = j->job;
+    owh_header_t *h;
+    const char *msg_id, *timestamp;
+
+    if (owh_payload_build(&j->body, &j->len, j->wh, view, j->supplier, p) != APR_SUCCESS) {
+        j->unsendable = "the payload could not be built";
+        return;
     }
     if (j->len > L->sc->max_payload) {
         j->unsendable = apr_psprintf(p, "the payload is %" APR_SIZE_T_FMT " bytes, over "
                                      "OctoWebhooksMaxPayloadSize (%" APR_SIZE_T_FMT ")",
                                      j->len, L->sc->max_payload);
-        return j;
+        return;
     }
     msg_id = apr_pstrcat(p, "msg_", c->delivery_id, NULL);
     timestamp = apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(apr_time_now()));
@@ -362,14 +429,14 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
     h->name = "webhook-timestamp";
     h->value = timestamp;
-    if (src->secret) {
+    if (c->secret) {
         /* During a rotation both secrets sign: receivers accept either. */
-        const char *sig = owh_sign_signature(src->secret, msg_id, timestamp, j->body, j->len, p);
-        const char *old = src->secret_previous
-            ? owh_sign_signature(src->secret_previous, msg_id, timestamp, j->body, j->len, p) : NULL;
+        const char *sig = owh_sign_signature(c->secret, msg_id, timestamp, j->body, j->len, p);
+        const char *old = c->secret_previous
+            ? owh_sign_signature(c->secret_previous, msg_id, timestamp, j->body, j->len, p) : NULL;
         if (!sig) {
             j->unsendable = "the webhook's signing secret is malformed";
-            return j;
+            return;
         }
         h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
         h->name = "webhook-signature";
@@ -380,7 +447,6 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
         h->name = "Content-Language";
         h->value = apr_pstrdup(p, view->language);
     }
-    return j;
 }
 
 static void start_job(loop_t *L, job_t *j)
@@ -408,6 +474,193 @@ static void start_waiting(loop_t *L)
         else APR_ARRAY_IDX(L->waiting, kept++, job_t *) = j;
     }
     L->waiting->nelts = kept;
+}
+
+/* A job ready or failed: start it, let it wait for its host, or record why
+ * it cannot be sent. */
+static void dispatch_ready(loop_t *L, job_t *j)
+{
+    if (!j->wh || j->unsendable) {
+        L->claimed--;
+        record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable", NULL, apr_time_now(), 0);
+        apr_pool_destroy(j->pool);
+    }
+    else if (*host_count(L, j->host) < L->sc->max_per_host) start_job(L, j);
+    else APR_ARRAY_PUSH(L->waiting, job_t *) = j;
+}
+
+/* An attempt that could not get its object: recorded as a failed attempt,
+ * retried on the webhook's schedule like an endpoint failure. */
+static void fetch_fail(loop_t *L, job_t *j, const char *why, apr_time_t started, int latency_ms)
+{
+    L->claimed--;
+    record(L, j, 0, why, NULL, started, latency_ms);
+    apr_pool_destroy(j->pool);
+}
+
+/* The object of a fetch's answer: the object itself, or for availability the
+ * item of the array whose id is the event's. */
+static const char *fetched_object(fetch_t *f, const char *body, apr_size_t len, const char **perr)
+{
+    json_error_t jerr;
+    json_t *j = owh_json_pool_own(json_loadb(body, len, 0, &jerr), f->pool), *item;
+    size_t i;
+    apr_size_t n;
+    if (f->type == OWH_EVENT_AVAILABILITY && json_is_array(j)) {
+        json_array_foreach(j, i, item) {
+            const char *id = json_string_value(json_object_get(item, "id"));
+            if (id && f->availability_id && !strcmp(id, f->availability_id))
+                return owh_json_dump(item, &n, f->pool);
+        }
+        *perr = "the availability is not in the answer";
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        *perr = "the answer is not a JSON object";
+        return NULL;
+    }
+    return owh_json_dump(j, &n, f->pool);
+}
+
+static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *res)
+{
+    loop_t *L = ctx;
+    fetch_t *f = baton;
+    const char *err = NULL, *object = NULL, *previous = NULL;
+    owh_event_view_t *view = NULL;
+    int i;
+
+    apr_hash_set(L->fetches, f->key, APR_HASH_KEY_STRING, NULL);
+    if (res->error) err = res->error;
+    else if (res->status_code != 200) err = apr_psprintf(f->pool, "HTTP %d", res->status_code);
+    else if (res->truncated) err = apr_psprintf(f->pool, "the answer is over OctoWebhooksMaxPayloadSize (%"
+                                                APR_SIZE_T_FMT " bytes)", L->sc->max_payload);
+    else object = fetched_object(f, res->excerpt, res->excerpt_len, &err);
+    /* The state this view was last sent at is where its diff starts. */
+    if (!err && f->type != OWH_EVENT_AVAILABILITY
+        && (!L->db || owh_queue_view_state(L->db, f->state_key, f->event_id, object, &previous, f->pool)
+                      != APR_SUCCESS))
+        err = "the resolved object could not be recorded (database unavailable)";
+    if (!err && apr_hash_count(L->views) >= VIEW_CACHE_MAX) {
+        /* only jobs already finished used the cached views */
+        apr_pool_clear(L->viewpool);
+        L->views = apr_hash_make(L->viewpool);
+    }
+    if (!err && owh_payload_view_make(&view, owh_event_name(f->type), apr_pstrdup(L->viewpool, f->event_id),
+                                      apr_pstrdup(L->viewpool, f->event_at), object, previous,
+                                      f->language, L->viewpool) != APR_SUCCESS)
+        err = "the answer is not a JSON object";
+    if (err) {
+        err = apr_pstrcat(f->pool, "resolving the object: ", f->what, ": ", err, NULL);
+        for (i = 0; i < f->waiters->nelts; ++i)
+            fetch_fail(L, APR_ARRAY_IDX(f->waiters, i, job_t *), err, res->started, res->latency_ms);
+        return;
+    }
+    apr_hash_set(L->views, apr_pstrdup(L->viewpool, f->key), APR_HASH_KEY_STRING, view);
+    for (i = 0; i < f->waiters->nelts; ++i) {
+        job_t *j = APR_ARRAY_IDX(f->waiters, i, job_t *);
+        finish(L, j, view);
+        dispatch_ready(L, j);
+    }
+}
+
+/* Starts the fetch of j's view from the supplier's API: GET /bookings/{uuid},
+ * /orders/{id}, /products/{id}, or POST /availability, with the webhook's
+ * Octo-Capabilities and Accept-Language. */
+static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **perr)
+{
+    apr_pool_t *p;
+    fetch_t *f;
+    owh_request_t rq;
+    owh_header_t *h;
+    apr_array_header_t *headers;
+    json_error_t jerr;
+    json_t *thin;
+    const char *caps = caps_joined(j->wh, j->pool), *lang = job_language(j->job, j->wh), *id;
+    apr_size_t n;
+
+    apr_pool_create(&p, L->pool);
+    f = apr_pcalloc(p, sizeof(*f));
+    f->pool = p;
+    f->key = apr_pstrdup(p, j->view_key);
+    f->type = owh_event_parse(j->job->event_type);
+    f->event_id = apr_pstrdup(p, j->job->event_id);
+    f->event_at = apr_pstrdup(p, j->job->event_at);
+    f->language = *lang ? apr_pstrdup(p, lang) : NULL;
+    f->state_key = apr_pstrcat(p, j->job->event_type, "/", j->job->object_key, "|", caps, "|", lang, NULL);
+    f->waiters = apr_array_make(p, 4, sizeof(job_t *));
+    memset(&rq, 0, sizeof(rq));
+    rq.method = "GET";
+    thin = owh_json_pool_own(json_loads(j->job->object_json, 0, &jerr), p);
+    id = apr_pescape_path_segment(p, j->job->object_key);
+    switch (f->type) {
+    case OWH_EVENT_BOOKING: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/bookings/", id, NULL); break;
+    case OWH_EVENT_ORDER: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/orders/", id, NULL); break;
+    case OWH_EVENT_PRODUCT: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/products/", id, NULL); break;
+    case OWH_EVENT_AVAILABILITY:
+        f->availability_id = apr_pstrdup(p, json_string_value(json_object_get(thin, "id")));
+        if (!json_is_string(json_object_get(thin, "productId")) || !json_is_string(json_object_get(thin, "optionId"))) {
+            *perr = "resolving an availability needs productId and optionId in the event";
+            apr_pool_destroy(p);
+            return APR_EINVAL;
+        }
+        rq.method = "POST";
+        rq.url = apr_pstrcat(p, L->sc->supplier_api, "/availability", NULL);
+        rq.body = owh_json_dump(owh_json_pool_own(json_pack("{s:O, s:O, s:[s]}",
+            "productId", json_object_get(thin, "productId"), "optionId", json_object_get(thin, "optionId"),
+            "availabilityIds", f->availability_id), p), &n, p);
+        rq.len = n;
+        break;
+    default:
+        *perr = "the event cannot be resolved";
+        apr_pool_destroy(p);
+        return APR_EINVAL;
+    }
+    f->what = apr_pstrcat(p, rq.method, " ", rq.url, NULL);
+    headers = apr_array_make(p, 4, sizeof(owh_header_t));
+    h = &APR_ARRAY_PUSH(headers, owh_header_t);
+    h->name = "Accept";
+    h->value = "application/json";
+    if (L->sc->supplier_api_token) {
+        h = &APR_ARRAY_PUSH(headers, owh_header_t);
+        h->name = "Authorization";
+        h->value = apr_pstrcat(p, "Bearer ", L->sc->supplier_api_token, NULL);
+    }
+    if (*caps) {
+        h = &APR_ARRAY_PUSH(headers, owh_header_t);
+        h->name = "Octo-Capabilities";
+        h->value = apr_pstrdup(p, caps);
+    }
+    if (f->language) {
+        h = &APR_ARRAY_PUSH(headers, owh_header_t);
+        h->name = "Accept-Language";
+        h->value = f->language;
+    }
+    rq.headers = headers;
+    rq.response_cap = L->sc->max_payload;
+    rq.trusted = 1;                     /* the configuration's URL, not a reseller's */
+    rq.done = on_fetch_done;
+    if (owh_deliver_request(L->deliver, &rq, f, p) != APR_SUCCESS) {
+        *perr = apr_pstrcat(p, "resolving the object: ", f->what, ": the request could not be prepared", NULL);
+        *perr = apr_pstrdup(j->pool, *perr);
+        apr_pool_destroy(p);
+        return APR_EGENERAL;
+    }
+    apr_hash_set(L->fetches, f->key, APR_HASH_KEY_STRING, f);
+    *pf = f;
+    return APR_SUCCESS;
+}
+
+/* Parks j on the fetch of its view, starting the fetch if none is running. */
+static void fetch_attach(loop_t *L, job_t *j)
+{
+    fetch_t *f = apr_hash_get(L->fetches, j->view_key, APR_HASH_KEY_STRING);
+    const char *err = NULL;
+    if (!f && fetch_start(L, j, &f, &err) != APR_SUCCESS) {
+        fetch_fail(L, j, err, apr_time_now(), 0);
+        return;
+    }
+    APR_ARRAY_PUSH(f->waiters, job_t *) = j;
 }
 
 static void drop_db(loop_t *L)
@@ -494,7 +747,8 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
         job_t *j = prepare(L, src);
         L->claimed++;
-        if (!j->wh || j->unsendable) {
+        if (j->wh && !j->unsendable && !j->body) fetch_attach(L, j);
+        else if (!j->wh || j->unsendable) {
             L->claimed--;
             record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable",
                    NULL, apr_time_now(), 0);
@@ -612,7 +866,8 @@ static void hand_back(loop_t *L)
 {
     apr_pool_t *tmp;
     apr_array_header_t *jobs;
-    int i;
+    apr_hash_index_t *hi;
+    int i, k;
     if (!L->db && !ensure_db(L)) return;
     flush_results(L, 1);
     apr_pool_create(&tmp, L->pool);
@@ -621,6 +876,11 @@ static void hand_back(loop_t *L)
         APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->waiting, i, job_t *)->job;
     for (i = 0; i < L->inflight->nelts; ++i)
         APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->inflight, i, job_t *)->job;
+    for (hi = apr_hash_first(tmp, L->fetches); hi; hi = apr_hash_next(hi)) {
+        fetch_t *f = apr_hash_this_val(hi);
+        for (k = 0; k < f->waiters->nelts; ++k)
+            APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(f->waiters, k, job_t *)->job;
+    }
     owh_queue_release(L->db, jobs, 0, tmp);
     apr_pool_destroy(tmp);
 }
@@ -674,6 +934,7 @@ static int run_dispatcher(dispatcher_t *dp, apr_interval_time_t delay)
     L.supplier = default_supplier(dp->sc, p);
     apr_pool_create(&L.viewpool, p);
     L.views = apr_hash_make(L.viewpool);
+    L.fetches = apr_hash_make(p);
     L.waiting = apr_array_make(p, 64, sizeof(job_t *));
     L.inflight = apr_array_make(p, 256, sizeof(job_t *));
     L.hosts = apr_hash_make(p);

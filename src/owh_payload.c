@@ -1,5 +1,6 @@
 /* owh_payload.c — assembles delivery bodies. See owh_payload.h. */
 #include <apr_strings.h>
+#include <apr_lib.h>
 
 #include "owh_payload.h"
 #include "owh_json.h"
@@ -113,7 +114,11 @@ apr_status_t owh_payload_view_make(owh_event_view_t **pv, const char *event_type
 static json_t *local_date(const json_t *dt)
 {
     const char *s = json_string_value(dt);
-    return s && strlen(s) >= 10 ? json_stringn(s, 10) : json_null();
+    int i;
+    if (!s || strlen(s) < 10 || s[4] != '-' || s[7] != '-') return json_null();
+    for (i = 0; i < 10; ++i)
+        if (i != 4 && i != 7 && !apr_isdigit(s[i])) return json_null();
+    return json_stringn(s, 10);
 }
 
 static json_t *notification_payload(const owh_event_view_t *v)
@@ -126,7 +131,9 @@ static json_t *notification_payload(const owh_event_view_t *v)
     case OWH_EVENT_PRODUCT:
         return json_pack("{s:O}", "productId", json_object_get(o, "id"));
     case OWH_EVENT_AVAILABILITY: {
+        /* an OCTO availability id is its local start ("2025-01-15T09:00:00+01:00") */
         const json_t *start = json_object_get(o, "localDateTimeStart"), *end = json_object_get(o, "localDateTimeEnd");
+        if (!start) start = json_object_get(o, "id");
         json_t *pid = json_object_get(o, "productId");
         return json_pack("{s:O, s:o, s:o}", "productId", pid ? pid : json_null(),
                          "localDateStart", local_date(start), "localDateEnd", local_date(end ? end : start));

@@ -119,3 +119,16 @@ apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
         " WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'",
         2, args);
 }
+
+apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const char *event_id,
+                                  const char *object_json, const char **pprevious, apr_pool_t *p)
+{
+    PGresult *res;
+    const char *args[] = { state_key, event_id, object_json };
+    apr_status_t rv = owh_store_query(&res, db, p,
+        "SELECT octo_webhooks.view_state($1, $2::bigint, $3::jsonb)", 3, args);
+    if (rv != APR_SUCCESS) return rv;
+    *pprevious = PQntuples(res) == 1 ? opt_value(res, 0, 0, p) : NULL;
+    owh_store_clear(res, p);
+    return APR_SUCCESS;
+}

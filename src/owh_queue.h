@@ -69,6 +69,13 @@ apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_arr
 apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results, const char *owner,
                                 apr_interval_time_t disable_after, apr_pool_t *p);
 
+/* Resolve mode: records the object fetched for a view of an event
+ * (state_key: type/object|capabilities|language) and gives the state the
+ * view had for the object's event before it (NULL: none), where its diff
+ * starts (octo_webhooks.view_state). */
+apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const char *event_id,
+                                  const char *object_json, const char **pprevious, apr_pool_t *p);
+
 /* Gives claimed, unsent jobs (owh_job_t *) back, due after delay. */
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
                                apr_interval_time_t delay, apr_pool_t *p);

@@ -252,6 +252,7 @@ sub _serve {
                                time => time, n => $n }), "\n";
     close $log;
     close $lock;
+    return $self->_fake_octo($c, $req, \%h) if $path =~ m{^/octo-api/} && !$behave->{$key};
     my $b = $behave->{$key} || { codes => [200], delay => 0 };
     my @codes = @{ $b->{codes} };
     my $code = $codes[ $n < @codes ? $n : $#codes ];
@@ -260,6 +261,40 @@ sub _serve {
     $res->content($b->{body} // "sink says $code");
     $res->header('Content-Type' => 'text/plain');
     $res->header($_ => $b->{headers}{$_}) for keys %{ $b->{headers} || {} };
+    $c->send_response($res);
+}
+
+# A fake supplier OCTO API under /octo-api/ (resolve mode): GET
+# /bookings/{uuid}, /orders/{id}, /products/{id} and POST /availability answer
+# from the state set with octo_state(), shaped like a real supplier would by
+# the request's Octo-Capabilities and Accept-Language: octo/pricing adds
+# pricing, octo/content a title in the asked language, octo/cardPayments a
+# cardPayment session. Unknown objects: 404.
+sub octo_state { $_[0]->_write_json('octo.json', $_[1]) }
+
+sub _fake_octo {
+    my ($self, $c, $req, $h) = @_;
+    my $state = $self->_read_json('octo.json');
+    my %caps = map { s/^\s+|\s+$//gr => 1 } split /,/, $h->{'octo-capabilities'} // '';
+    my $lang = $h->{'accept-language'};
+    my ($kind, $id) = $req->uri->path =~ m{^/octo-api/(bookings|orders|products|availability)/?(.*)$};
+    my $obj;
+    if (($kind // '') eq 'availability') {
+        my $q = eval { $JSON->decode($req->content) } || {};
+        $obj = [ map { { id => $_, productId => $q->{productId}, optionId => $q->{optionId},
+                         status => ($state->{"availability:$_"} // {})->{status} // 'AVAILABLE' } }
+                 @{ $q->{availabilityIds} || [] } ];
+    }
+    elsif ($kind && $state->{$id}) {
+        $obj = { ($kind eq 'bookings' ? 'uuid' : 'id') => $id, %{ $state->{$id} } };
+        $obj->{pricing} = { retail => 1000, currency => 'EUR' } if $caps{'octo/pricing'};
+        $obj->{title} = 'Tour (' . ($lang // 'default') . ')' if $caps{'octo/content'};
+        $obj->{cardPayment} = { gateway => 'stripe', stripe => { clientSecret => 'pi_fake_secret' } }
+            if $caps{'octo/cardPayments'};
+    }
+    my $res = HTTP::Response->new($obj ? 200 : 404);
+    $res->content($obj ? $JSON->encode($obj) : '{"error":"NOT_FOUND"}');
+    $res->header('Content-Type' => 'application/json');
     $c->send_response($res);
 }
 
