@@ -20,7 +20,8 @@ sub httpd_t {
         "LoadModule authz_core_module $mods/mod_authz_core.so",
         qq{LoadModule octo_webhooks_module "$so"}, $body, '');
     close $fh;
-    my $out = `/usr/sbin/apache2 -t -f $dir/httpd.conf 2>&1`;
+    my $httpd = $ENV{OWH_TEST_HTTPD} || "/usr/sbin/apache2";
+    my $out = `$httpd -t -f $dir/httpd.conf 2>&1`;
     return ($? == 0, $out);
 }
 

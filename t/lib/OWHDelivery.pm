@@ -86,6 +86,8 @@ sub api_at {
 
 # ---- private httpd instances ------------------------------------------------
 package OWHDelivery::Httpd;
+# OWH_ASAN=1 bin/owh test: a wrapper that runs apache2 with libasan preloaded
+my $HTTPD = $ENV{OWH_TEST_HTTPD} || '/usr/sbin/apache2';
 use Time::HiRes qw(sleep);
 
 sub new {
@@ -119,7 +121,7 @@ sub conf { "$_[0]{dir}/httpd.conf" }
 
 sub start {
     my ($self) = @_;
-    system('/usr/sbin/apache2', '-f', $self->conf, '-k', 'start') == 0 or die "httpd did not start\n";
+    system($HTTPD, '-f', $self->conf, '-k', 'start') == 0 or die "httpd did not start\n";
     OWHDelivery::wait_until(sub { OWHDelivery::api_at($self->{base}, 'GET', '/webhooks')->{code} == 401 }, 20)
         or die "httpd does not answer:\n" . $self->error_log;
     OWHDelivery::wait_until(sub { $self->dispatcher_pid }, 10) unless ($self->{directives} // '') =~ /Dispatcher Off/;
@@ -156,14 +158,14 @@ sub _ppid {
 sub graceful {
     my ($self) = @_;
     my $old = $self->dispatcher_pid;
-    system('/usr/sbin/apache2', '-f', $self->conf, '-k', 'graceful');
+    system($HTTPD, '-f', $self->conf, '-k', 'graceful');
     OWHDelivery::wait_until(sub { my $p = $self->dispatcher_pid; $p && (!$old || $p != $old) }, 20);
 }
 
 sub stop {
     my ($self) = @_;
     my $pid = $self->pid or return;
-    system('/usr/sbin/apache2', '-f', $self->conf, '-k', 'stop');
+    system($HTTPD, '-f', $self->conf, '-k', 'stop');
     OWHDelivery::wait_until(sub { !kill(0, $pid) }, 20);
     delete $self->{running};
 }
