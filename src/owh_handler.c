@@ -176,27 +176,90 @@ static int webhooks_list(owh_req_t *q)
     return send_json(q->r, HTTP_OK, list_to_json(list, q->r->pool));
 }
 
-static int webhooks_create(owh_req_t *q)
+/* Applies a request body to a webhook or subscription: the dialect's parser
+ * (and, for webhooks, the capabilities of the Octo-Capabilities header). */
+typedef apr_status_t owh_apply_fn(request_rec *r, owh_webhook_t *wh, const json_t *body, int create,
+                                  const char **perr);
+
+static apr_status_t apply_webhook(request_rec *r, owh_webhook_t *wh, const json_t *body, int create,
+                                  const char **perr)
+{
+    if (owh_webhook_apply_json(wh, body, create, perr, r->pool) != APR_SUCCESS) return APR_EINVAL;
+    return owh_capabilities_parse(&wh->capabilities, request_caps(r), wh->event_type, perr, r->pool);
+}
+
+static apr_status_t apply_subscription(request_rec *r, owh_webhook_t *wh, const json_t *body, int create,
+                                       const char **perr)
+{
+    return owh_subscription_apply_json(wh, body, create, perr, r->pool);
+}
+
+/* POST: parse, check the URL against the SSRF rule, store; the answer shows
+ * a signing secret the one time it exists. */
+static int create_stored(owh_req_t *q, owh_webhook_t *wh, owh_apply_fn *apply, int status)
 {
     request_rec *r = q->r;
     const char *err = NULL;
-    owh_webhook_t *wh = owh_webhook_make(r->pool);
     apr_status_t rv;
     json_t *body, *answer;
 
     if (read_json_object(q, 1, &body)) return OK;
-    if (owh_webhook_apply_json(wh, body, 1, &err, r->pool) != APR_SUCCESS
-        || owh_capabilities_parse(&wh->capabilities, request_caps(r), wh->event_type, &err,
-                                  r->pool) != APR_SUCCESS)
-        return bad_request(r, err);
+    if (apply(r, wh, body, 1, &err) != APR_SUCCESS) return bad_request(r, err);
     if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool)))
         return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
     if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
-        return store_failed(q, rv, "create webhook");
+        return store_failed(q, rv, "create");
     answer = owh_webhook_to_api_json(wh, r->pool);
-    /* The one time the secret is shown. */
     if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
-    return send_json(r, HTTP_OK, answer);
+    if (status == HTTP_CREATED)
+        apr_table_setn(r->headers_out, "Location", ap_construct_url(r->pool,
+            apr_pstrcat(r->pool, r->uri, r->uri[strlen(r->uri) - 1] == '/' ? "" : "/", wh->id, NULL), r));
+    return send_json(r, status, answer);
+}
+
+/* PATCH: read and lock the stored object, apply the body over it, store. */
+static int update_stored(owh_req_t *q, owh_dialect_e dialect, owh_apply_fn *apply)
+{
+    request_rec *r = q->r;
+    owh_webhook_t *wh;
+    const char *err = NULL, *stored_url;
+    apr_status_t rv;
+    json_t *body, *u;
+
+    if (read_json_object(q, 1, &body)) return OK;
+    if (!owh_uuid_valid(q->id)) return not_found(r);
+    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update");
+    rv = owh_store_webhook_get(q->db, q->caller.connection, dialect, q->id, &wh, 1, r->pool);
+    if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
+    if (rv != APR_SUCCESS) goto failed;
+    stored_url = wh->url;
+    if (apply(r, wh, body, 0, &err) != APR_SUCCESS) {
+        owh_store_rollback(q->db, r->pool);
+        return bad_request(r, err);
+    }
+    /* A client that read the object back and sends the masked URL unchanged
+     * keeps the stored credentials. */
+    u = json_object_get(body, "url");
+    if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
+        && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
+        wh->url = stored_url;
+    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool))) {
+        owh_store_rollback(q->db, r->pool);
+        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
+    }
+    if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
+        || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
+        goto failed;
+    if (wh->active) wh->disabled_reason = wh->disabled_at = NULL;     /* cleared by the update */
+    return send_json(r, HTTP_OK, owh_webhook_to_api_json(wh, r->pool));
+failed:
+    owh_store_rollback(q->db, r->pool);
+    return store_failed(q, rv, "update");
+}
+
+static int webhooks_create(owh_req_t *q)
+{
+    return create_stored(q, owh_webhook_make(q->r->pool), apply_webhook, HTTP_OK);
 }
 
 static int webhooks_delete_by_url(owh_req_t *q)
@@ -236,43 +299,7 @@ static int webhook_get(owh_req_t *q)
 
 static int webhook_update(owh_req_t *q)
 {
-    request_rec *r = q->r;
-    owh_webhook_t *wh;
-    const char *err = NULL, *stored_url;
-    apr_status_t rv;
-    json_t *body, *u;
-
-    if (read_json_object(q, 1, &body)) return OK;
-    if (!owh_uuid_valid(q->id)) return not_found(r);
-    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update webhook");
-    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 1, r->pool);
-    if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
-    if (rv != APR_SUCCESS) goto failed;
-    stored_url = wh->url;
-    if (owh_webhook_apply_json(wh, body, 0, &err, r->pool) != APR_SUCCESS
-        || owh_capabilities_parse(&wh->capabilities, request_caps(r), wh->event_type, &err,
-                                  r->pool) != APR_SUCCESS) {
-        owh_store_rollback(q->db, r->pool);
-        return bad_request(r, err);
-    }
-    /* A client that read the object back and sends the masked URL unchanged
-     * keeps the stored credentials. */
-    u = json_object_get(body, "url");
-    if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
-        && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
-        wh->url = stored_url;
-    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool))) {
-        owh_store_rollback(q->db, r->pool);
-        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
-    }
-    if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
-        || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
-        goto failed;
-    if (wh->active) wh->disabled_reason = wh->disabled_at = NULL;     /* cleared by the update */
-    return send_json(r, HTTP_OK, owh_webhook_to_api_json(wh, r->pool));
-failed:
-    owh_store_rollback(q->db, r->pool);
-    return store_failed(q, rv, "update webhook");
+    return update_stored(q, OWH_DIALECT_OCTO, apply_webhook);
 }
 
 static int webhook_delete(owh_req_t *q)
@@ -420,23 +447,7 @@ static int subscriptions_list(owh_req_t *q)
 
 static int subscriptions_create(owh_req_t *q)
 {
-    request_rec *r = q->r;
-    const char *err = NULL;
-    owh_webhook_t *wh = owh_subscription_make(r->pool);
-    apr_status_t rv;
-    json_t *body, *answer;
-
-    if (read_json_object(q, 1, &body)) return OK;
-    if (owh_subscription_apply_json(wh, body, 1, &err, r->pool) != APR_SUCCESS) return bad_request(r, err);
-    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool)))
-        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
-    if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
-        return store_failed(q, rv, "create subscription");
-    answer = owh_webhook_to_api_json(wh, r->pool);
-    if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
-    apr_table_setn(r->headers_out, "Location", ap_construct_url(r->pool,
-        apr_pstrcat(r->pool, r->uri, r->uri[strlen(r->uri) - 1] == '/' ? "" : "/", wh->id, NULL), r));
-    return send_json(r, HTTP_CREATED, answer);
+    return create_stored(q, owh_subscription_make(q->r->pool), apply_subscription, HTTP_CREATED);
 }
 
 static int subscription_get(owh_req_t *q)
@@ -451,38 +462,7 @@ static int subscription_get(owh_req_t *q)
 
 static int subscription_update(owh_req_t *q)
 {
-    request_rec *r = q->r;
-    owh_webhook_t *wh;
-    const char *err = NULL, *stored_url;
-    apr_status_t rv;
-    json_t *body, *u;
-
-    if (read_json_object(q, 1, &body)) return OK;
-    if (!owh_uuid_valid(q->id)) return not_found(r);
-    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update subscription");
-    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, q->id, &wh, 1, r->pool);
-    if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
-    if (rv != APR_SUCCESS) goto failed;
-    stored_url = wh->url;
-    if (owh_subscription_apply_json(wh, body, 0, &err, r->pool) != APR_SUCCESS) {
-        owh_store_rollback(q->db, r->pool);
-        return bad_request(r, err);
-    }
-    u = json_object_get(body, "url");
-    if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
-        && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
-        wh->url = stored_url;
-    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool))) {
-        owh_store_rollback(q->db, r->pool);
-        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
-    }
-    if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
-        || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
-        goto failed;
-    return send_json(r, HTTP_OK, owh_webhook_to_api_json(wh, r->pool));
-failed:
-    owh_store_rollback(q->db, r->pool);
-    return store_failed(q, rv, "update subscription");
+    return update_stored(q, OWH_DIALECT_NOTIFICATIONS, apply_subscription);
 }
 
 static int subscription_delete(owh_req_t *q)

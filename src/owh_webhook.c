@@ -26,6 +26,11 @@ owh_event_e owh_event_parse(const char *name)
     return OWH_EVENT_NONE;
 }
 
+/* Seed 003's names of the same events (no order type). */
+static const char *const notification_names[] = {
+    NULL, "BOOKING_UPDATE", NULL, "AVAILABILITY_UPDATE", "PRODUCT_UPDATE"    /* by owh_event_e */
+};
+
 const char *owh_event_name(owh_event_e ev)
 {
     switch (ev) {
@@ -242,6 +247,16 @@ static apr_status_t get_secret(owh_webhook_t *wh, const json_t *body, const char
     return APR_SUCCESS;
 }
 
+/* headers (replacing the stored ones), and on create secret: shared by both
+ * dialects. */
+static apr_status_t get_headers_secret(owh_webhook_t *wh, const json_t *body, int create, const char **perr,
+                                       apr_pool_t *p)
+{
+    const json_t *v = json_object_get(body, "headers");
+    if (v && headers_from_object(&wh->headers, v, perr, p) != APR_SUCCESS) return APR_EINVAL;
+    return create ? get_secret(wh, body, perr, p) : APR_SUCCESS;
+}
+
 apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int create,
                                     const char **perr, apr_pool_t *p)
 {
@@ -271,12 +286,7 @@ apr_status_t owh_webhook_apply_json(owh_webhook_t *wh, const json_t *body, int c
         || (rv = get_bool(&wh->active, body, "active", perr, p)) != APR_SUCCESS)
         goto leave;
 
-    if ((v = json_object_get(body, "headers"))
-        && (rv = headers_from_object(&wh->headers, v, perr, p)) != APR_SUCCESS)
-        goto leave;
-
-    if (create && (rv = get_secret(wh, body, perr, p)) != APR_SUCCESS) goto leave;
-    rv = APR_SUCCESS;
+    rv = get_headers_secret(wh, body, create, perr, p);
 leave:
     return rv;
 }
@@ -332,25 +342,17 @@ apr_status_t owh_capabilities_parse(apr_array_header_t **pcaps, const char *hdr,
 }
 
 /* ---- notifications subscriptions (seed 003) ------------------------------ */
-static const struct { const char *name; owh_event_e ev; } notification_types[] = {
-    { "BOOKING_UPDATE", OWH_EVENT_BOOKING }, { "PRODUCT_UPDATE", OWH_EVENT_PRODUCT },
-    { "AVAILABILITY_UPDATE", OWH_EVENT_AVAILABILITY }, { NULL, OWH_EVENT_NONE }
-};
-
 owh_event_e owh_notification_type_parse(const char *name)
 {
-    int i;
-    for (i = 0; name && notification_types[i].name; ++i)
-        if (!strcasecmp(name, notification_types[i].name)) return notification_types[i].ev;
+    int ev;
+    for (ev = OWH_EVENT_BOOKING; name && ev <= OWH_EVENT_PRODUCT; ++ev)
+        if (notification_names[ev] && !strcasecmp(name, notification_names[ev])) return (owh_event_e)ev;
     return OWH_EVENT_NONE;
 }
 
 const char *owh_notification_type_name(owh_event_e ev)
 {
-    int i;
-    for (i = 0; notification_types[i].name; ++i)
-        if (notification_types[i].ev == ev) return notification_types[i].name;
-    return NULL;
+    return ev >= OWH_EVENT_BOOKING && ev <= OWH_EVENT_PRODUCT ? notification_names[ev] : NULL;
 }
 
 owh_webhook_t *owh_subscription_make(apr_pool_t *p)
@@ -394,11 +396,7 @@ apr_status_t owh_subscription_apply_json(owh_webhook_t *wh, const json_t *body, 
     }
     else if (create) { *perr = "notificationTypes is required"; goto leave; }
     if ((rv = get_url(wh, body, create, perr, p)) != APR_SUCCESS) goto leave;
-    if ((v = json_object_get(body, "headers")) && !json_is_null(v)
-        && (rv = headers_from_object(&wh->headers, v, perr, p)) != APR_SUCCESS)
-        goto leave;
-    if (create && (rv = get_secret(wh, body, perr, p)) != APR_SUCCESS) goto leave;
-    rv = APR_SUCCESS;
+    rv = get_headers_secret(wh, body, create, perr, p);
 leave:
     return rv;
 }
