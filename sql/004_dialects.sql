@@ -16,7 +16,10 @@ CREATE TABLE octo_webhooks.object_states (
     event_id    bigint NOT NULL,       -- the event that sent this state
     PRIMARY KEY (event_type, object_key)
 );
-ALTER TABLE octo_webhooks.events ADD COLUMN previous jsonb;
+ALTER TABLE octo_webhooks.events
+    ADD COLUMN previous jsonb,
+    -- a trigger route's sample object: always sent as it is (never resolved)
+    ADD COLUMN sample boolean NOT NULL DEFAULT false;
 
 ALTER TABLE octo_webhooks.webhooks
     ADD COLUMN dialect      text NOT NULL DEFAULT 'octo' CHECK (dialect IN ('octo', 'notifications')),
@@ -132,7 +135,7 @@ RETURNS TABLE (o_id uuid, o_claim uuid, o_attempts int, o_webhook text, o_event_
                o_object_key text, o_object text, o_connection text, o_language text,
                o_supplier text, o_secret text, o_secret_previous text,
                o_held int, o_next_in float8,
-               o_previous text, o_event_id bigint, o_event_at text)
+               o_previous text, o_event_id bigint, o_event_at text, o_sample boolean)
 -- Plain index scans only: they mark the index entries completed deliveries
 -- left dead, so later claims skip them instead of revisiting the heap.
 LANGUAGE plpgsql SET enable_bitmapscan = off AS $$
@@ -205,7 +208,7 @@ BEGIN
                       e.object::text, d.connection_id, e.language, e.supplier::text, w.secret,
                       CASE WHEN w.secret_previous_until > v_now THEN w.secret_previous END,
                       NULL::int, NULL::float8,
-                      e.previous::text, e.id, octo_webhooks.iso(e.created_at);
+                      e.previous::text, e.id, octo_webhooks.iso(e.created_at), e.sample;
         GET DIAGNOSTICS v_got = ROW_COUNT;
         -- a cap, not the batch, stopped us: is more of this webhook due?
         IF v_got = v_take AND v_take < v_left AND EXISTS (
@@ -226,9 +229,37 @@ BEGIN
     o_id := NULL; o_claim := NULL; o_attempts := NULL; o_webhook := NULL; o_event_type := NULL;
     o_object_key := NULL; o_object := NULL; o_connection := NULL; o_language := NULL;
     o_supplier := NULL; o_secret := NULL; o_secret_previous := NULL;
-    o_previous := NULL; o_event_id := NULL; o_event_at := NULL;
+    o_previous := NULL; o_event_id := NULL; o_event_at := NULL; o_sample := NULL;
     o_held := v_held;
     o_next_in := extract(epoch FROM v_next - clock_timestamp());
+    RETURN NEXT;
+END $$;
+
+-- The trigger route's events are marked as samples (sent as they are).
+CREATE OR REPLACE FUNCTION octo_webhooks.emit_to_webhook(p_webhook uuid, p_connection text, p_object jsonb)
+RETURNS TABLE (event_id bigint, delivery_id uuid) LANGUAGE plpgsql AS $$
+DECLARE
+    w octo_webhooks.webhooks;
+    v_key text;
+BEGIN
+    SELECT * INTO w FROM octo_webhooks.webhooks WHERE id = p_webhook AND connection_id = p_connection;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    v_key := octo_webhooks.object_key(w.event_type, p_object);
+    IF v_key IS NULL OR v_key = '' THEN
+        RAISE EXCEPTION 'octo_webhooks.emit_to_webhook: the object has no identifier'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO octo_webhooks.events (event_type, object_key, object, connection_id, sample)
+         VALUES (w.event_type, v_key, p_object, p_connection, true)
+      RETURNING id INTO event_id;
+    INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
+                                          next_attempt_at)
+         VALUES (event_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
+                 octo_webhooks.first_due(w.id, v_key))
+      RETURNING id INTO delivery_id;
+    PERFORM pg_notify('octo_webhooks', '');
     RETURN NEXT;
 END $$;
 

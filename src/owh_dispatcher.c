@@ -329,13 +329,13 @@ static void on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
     record(L, j, res->status_code, res->error, res, res->started, res->latency_ms);
 }
 
-/* The resolve-mode key of a webhook's view of an event: the capabilities it
- * stored and the language it gets. */
+/* Whether a webhook's object for this event comes from the supplier's API. */
 static int resolves(loop_t *L, const owh_job_t *src, const owh_webhook_t *wh)
 {
     owh_event_e ev = owh_event_parse(src->event_type);
-    /* a subscription's thin payload needs only the identifiers */
-    return wh->dialect == OWH_DIALECT_OCTO && (L->sc->resolve & (1 << ev));
+    /* a subscription's thin payload needs only the identifiers; a trigger's
+     * sample object is sent as it is */
+    return wh->dialect == OWH_DIALECT_OCTO && !src->sample && (L->sc->resolve & (1 << ev));
 }
 
 static const char *job_language(const owh_job_t *src, const owh_webhook_t *wh)

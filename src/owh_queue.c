@@ -53,6 +53,7 @@ apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_arr
         j->previous_json = opt_value(res, i, 14, p);
         j->event_id = apr_pstrdup(p, PQgetvalue(res, i, 15));
         j->event_at = apr_pstrdup(p, PQgetvalue(res, i, 16));
+        j->sample = !strcmp(PQgetvalue(res, i, 17), "t");
         j->claimed_at = now;
         APR_ARRAY_PUSH(jobs, owh_job_t *) = j;
     }

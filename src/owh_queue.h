@@ -25,6 +25,7 @@ typedef struct owh_job_t {
     const char *previous_json;   /* the object's state as last sent, or NULL */
     const char *event_id;
     const char *event_at;        /* ISO 8601 */
+    int sample;                  /* a trigger route's sample object: never resolved */
     apr_time_t claimed_at;
 } owh_job_t;
 

@@ -99,6 +99,16 @@ $sink->octo_state({ 'b-later' => { status => 'CONFIRMED' } });
 my $m = $sink->wait_for(path => '/missing', timeout => 15)->[0];
 is($m->{json}{booking}{status}, 'CONFIRMED', 'once the object exists, the retry delivers it');
 
+# a trigger's sample object is sent as it is, not resolved
+# (the other booking webhooks may still be retrying b-later: not counted)
+my $fetches = sub { scalar grep { $_->{path} =~ m{^/octo-api/} && $_->{path} !~ /b-later/ } @{ $sink->requests } };
+my $f0 = $fetches->();
+my $tr = api_at($h->base, 'POST', "/webhooks/$wm->{id}/trigger", token => $tok, json => { reference => 'TEST-1' });
+is($tr->{code}, 200, 'trigger accepted');
+my $t = $sink->wait_for(path => '/missing', count => 2)->[1];
+is($t->{json}{booking}{supplierReference}, 'TEST-1', 'the trigger delivers its sample booking');
+is($fetches->(), $f0, 'without fetching it');
+
 # a subscription (thin payload) needs no fetch
 my $ntok = dtoken($db, 'res-a', 'octo:read.notifications', 'octo:write.notifications');
 api_at($h->base, 'POST', '/v1/notifications/subscriptions', token => $ntok,
