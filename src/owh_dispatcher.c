@@ -375,7 +375,8 @@ static job_t *prepare(loop_t *L, owh_job_t *src)
     c->object_json = apr_pstrdup(p, src->object_json);
     c->secret = src->secret ? apr_pstrdup(p, src->secret) : NULL;
     c->secret_previous = src->secret_previous ? apr_pstrdup(p, src->secret_previous) : NULL;
-    c->previous_json = NULL;
+    c->previous_json = NULL;          /* the rest of the row stays with the claim */
+    c->connection_id = NULL;
     c->webhook_json = NULL;
     c->supplier_json = NULL;
     j->host = "";
@@ -599,8 +600,9 @@ static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **
     case OWH_EVENT_PRODUCT: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/products/", id, NULL); break;
     case OWH_EVENT_AVAILABILITY:
         f->availability_id = apr_pstrdup(p, json_string_value(json_object_get(thin, "id")));
-        if (!json_is_string(json_object_get(thin, "productId")) || !json_is_string(json_object_get(thin, "optionId"))) {
-            *perr = "resolving an availability needs productId and optionId in the event";
+        if (!f->availability_id || !json_is_string(json_object_get(thin, "productId"))
+            || !json_is_string(json_object_get(thin, "optionId"))) {
+            *perr = "resolving an availability needs its id, productId and optionId (strings) in the event";
             apr_pool_destroy(p);
             return APR_EINVAL;
         }

@@ -99,6 +99,14 @@ $sink->octo_state({ 'b-later' => { status => 'CONFIRMED' } });
 my $m = $sink->wait_for(path => '/missing', timeout => 15)->[0];
 is($m->{json}{booking}{status}, 'CONFIRMED', 'once the object exists, the retry delivers it');
 
+# an availability event without what POST /availability needs: a failed attempt saying so
+emit($db, 'availability_update', { id => 'no-product' });
+wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.attempts a JOIN octo_webhooks.deliveries d ON d.id = a.delivery_id
+                             WHERE d.webhook_id = $1 AND d.object_key = 'no-product'}, $wav->{id})->[0][0] >= 1 }, 10);
+like(q_at($db, q{SELECT a.error FROM octo_webhooks.attempts a JOIN octo_webhooks.deliveries d ON d.id = a.delivery_id
+                 WHERE d.webhook_id = $1 AND d.object_key = 'no-product'}, $wav->{id})->[0][0] // '',
+     qr/needs its id, productId and optionId/, 'an availability without productId cannot be resolved, and the attempt says why');
+
 # a trigger's sample object is sent as it is, not resolved
 # (the other booking webhooks may still be retrying b-later: not counted)
 my $fetches = sub { scalar grep { $_->{path} =~ m{^/octo-api/} && $_->{path} !~ /b-later/ } @{ $sink->requests } };
