@@ -111,8 +111,11 @@ BEGIN
             AND CASE w.dialect
                 WHEN 'octo' THEN p_connection IS NULL OR v_type NOT IN ('booking_update', 'order_update')
                                  OR w.connection_id = p_connection
-                -- seed 003: BOOKING_UPDATE only to the connection that made the booking
-                ELSE v_type <> 'booking_update' OR w.connection_id IS NOT DISTINCT FROM p_connection
+                -- seed 003: BOOKING_UPDATE only to the connection that made the booking,
+                -- when it is confirmed or cancelled (a status-less object: always)
+                ELSE v_type <> 'booking_update'
+                     OR (w.connection_id IS NOT DISTINCT FROM p_connection
+                         AND coalesce(p_object->>'status', 'CONFIRMED') IN ('CONFIRMED', 'CANCELLED'))
             END
           ORDER BY w.seq;
     IF FOUND THEN

@@ -97,6 +97,7 @@ is(api_at($h->base, 'PATCH', "$base/$sa->{id}", token => $other, json => { url =
    "PATCH of another connection's: 404");
 
 # ---- delivery ---------------------------------------------------------------
+emit($db, 'booking_update', { uuid => 'b-hold', status => 'ON_HOLD' }, 'res-a');
 emit($db, 'booking_update', { uuid => 'b-a', status => 'CONFIRMED', contact => { fullName => 'X' } }, 'res-a');
 emit($db, 'booking_update', { uuid => 'b-b', status => 'CONFIRMED' }, 'res-b');
 emit($db, 'booking_update', { uuid => 'b-none', status => 'CONFIRMED' });
@@ -107,7 +108,8 @@ emit($db, 'availability_update', { id => 'a-1', productId => '42', optionId => '
 my $n = $sink->wait_for(path => '/n', count => 2);
 sleep 1;
 $n = $sink->requests('/n');
-is(scalar @$n, 2, 'the booking+product subscription got two (its booking, the product)');
+is(scalar @$n, 2, 'the booking+product subscription got two (its confirmed booking, the product)');
+ok(!(grep { ($_->{json}{payload}{uuid} // '') eq 'b-hold' } @$n), 'BOOKING_UPDATE: not for a booking on hold');
 my ($nb) = grep { $_->{json}{type} eq 'BOOKING_UPDATE' } @$n;
 my ($np) = grep { $_->{json}{type} eq 'PRODUCT_UPDATE' } @$n;
 is_deeply($nb->{json}{payload}, { uuid => 'b-a' }, 'BOOKING_UPDATE: {uuid} of its own booking only');
@@ -123,7 +125,7 @@ my ($aa) = grep { $_->{json}{type} eq 'AVAILABILITY_UPDATE' } @$na;
 is_deeply($aa->{json}{payload}, { productId => '42', localDateStart => '2025-01-15', localDateEnd => '2025-01-20' },
           'AVAILABILITY_UPDATE: {productId, localDateStart, localDateEnd}');
 is(scalar(grep { $_->{json}{type} eq 'PRODUCT_UPDATE' } @$na), 1, 'a PATCHed type is received');
-is(scalar @{ $sink->requests('/w') }, 2, 'the octo webhook of res-a: its booking and the unscoped one, as before');
+is(scalar @{ $sink->requests('/w') }, 3, 'the octo webhook of res-a: its two bookings and the unscoped one, as before');
 
 # same queue, same retries
 $sink->behave('/retry', codes => [500, 200]);
