@@ -190,22 +190,34 @@ typedef struct loop_t {
     int held;                       /* the last claim left due work behind a cap */
     apr_pool_t *viewpool;           /* event views, shared by an event's deliveries */
     apr_hash_t *views;              /* event id (or resolve view key) -> owh_event_view_t * */
+    apr_size_t view_bytes;          /* JSON text the cached views were made from */
     apr_hash_t *fetches;            /* resolve view key -> fetch_t * in flight */
 } loop_t;
 
 /* Views outlive a batch (an event's deliveries may be claimed in several);
- * the cache starts over when it grows past this many events. */
-#define VIEW_CACHE_MAX 4096
+ * the cache starts over when it grows past this many events or this much
+ * JSON (parsed, about four times as much memory). Only jobs already built
+ * used the views, so clearing is safe between builds. */
+#define VIEW_CACHE_MAX       4096
+#define VIEW_CACHE_MAX_BYTES (16 * 1024 * 1024)
+
+static void view_cache_make_room(loop_t *L, apr_size_t adding)
+{
+    if (apr_hash_count(L->views) < VIEW_CACHE_MAX && L->view_bytes + adding <= VIEW_CACHE_MAX_BYTES) {
+        L->view_bytes += adding;
+        return;
+    }
+    apr_pool_clear(L->viewpool);
+    L->views = apr_hash_make(L->viewpool);
+    L->view_bytes = adding;
+}
 
 /* The event's view (object, diff, language), computed once per event. */
 static owh_event_view_t *event_view(loop_t *L, const owh_job_t *src)
 {
     owh_event_view_t *v = apr_hash_get(L->views, src->event_id, APR_HASH_KEY_STRING);
     if (v) return v;
-    if (apr_hash_count(L->views) >= VIEW_CACHE_MAX) {
-        apr_pool_clear(L->viewpool);
-        L->views = apr_hash_make(L->viewpool);
-    }
+    view_cache_make_room(L, strlen(src->object_json) + (src->previous_json ? strlen(src->previous_json) : 0));
     if (owh_payload_view_make(&v, src->event_type, apr_pstrdup(L->viewpool, src->event_id),
                               apr_pstrdup(L->viewpool, src->event_at), src->object_json, src->previous_json,
                               src->language, L->viewpool) != APR_SUCCESS)
@@ -542,11 +554,7 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
         && (!L->db || owh_queue_view_state(L->db, f->state_key, f->event_id, object, &previous, f->pool)
                       != APR_SUCCESS))
         err = "the resolved object could not be recorded (database unavailable)";
-    if (!err && apr_hash_count(L->views) >= VIEW_CACHE_MAX) {
-        /* only jobs already finished used the cached views */
-        apr_pool_clear(L->viewpool);
-        L->views = apr_hash_make(L->viewpool);
-    }
+    if (!err) view_cache_make_room(L, strlen(object) + (previous ? strlen(previous) : 0));
     if (!err && owh_payload_view_make(&view, owh_event_name(f->type), apr_pstrdup(L->viewpool, f->event_id),
                                       apr_pstrdup(L->viewpool, f->event_at), object, previous,
                                       f->language, L->viewpool) != APR_SUCCESS)
