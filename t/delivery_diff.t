@@ -100,4 +100,20 @@ $p = $sink->wait_for(path => '/product', count => 3);
 is_deeply($p->[2]{json}{diff}, [ { op => 'add', path => '/tags/0', value => 'z' } ],
           'a rolled-back event does not move the state');
 
+# Past the dispatcher's view cache (16 MB of JSON; an event counts its object
+# and its previous state): 100 events of ~100 KB objects, each diff still
+# from its own previous state.
+my $wbig = $create->(json => { event => 'product_update', url => $sink->url('/big') });
+q_at($db, q{SELECT count(octo_webhooks.emit('product_update',
+                 jsonb_build_object('id', 'p-big', 'n', g, 'pad', repeat('x', 100000))))
+             FROM generate_series(1, 100) g});
+wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.deliveries WHERE webhook_id = $1 AND status = 'succeeded'},
+                      $wbig->{id})->[0][0] == 100 }, 60);
+my $big = $sink->requests('/big');
+is(scalar @$big, 100, 'a hundred large events delivered');
+is_deeply([ map { $_->{json}{product}{n} } @$big ], [ 1 .. 100 ], 'in order');
+is(scalar(grep { my $i = $_; my $d = $big->[$i]{json}{diff};
+                 @$d == 1 && $d->[0]{path} eq '/n' && $d->[0]{was} == $i && $d->[0]{value} == $i + 1 } 1 .. 99), 99,
+   'each diff is from the event before it');
+
 done_testing();
