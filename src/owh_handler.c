@@ -211,9 +211,13 @@ static int create_stored(owh_req_t *q, owh_webhook_t *wh, owh_apply_fn *apply, i
         return store_failed(q, rv, "create");
     answer = owh_webhook_to_api_json(wh, r->pool);
     if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
-    if (status == HTTP_CREATED)
+    if (status == HTTP_CREATED) {
+        /* r->uri is decoded: escape it again, so nothing the client put in
+         * the path (CR, LF, ...) reaches a header */
+        const char *path = ap_escape_uri(r->pool, r->uri);
         apr_table_setn(r->headers_out, "Location", ap_construct_url(r->pool,
-            apr_pstrcat(r->pool, r->uri, r->uri[strlen(r->uri) - 1] == '/' ? "" : "/", wh->id, NULL), r));
+            apr_pstrcat(r->pool, path, path[strlen(path) - 1] == '/' ? "" : "/", wh->id, NULL), r));
+    }
     return send_json(r, status, answer);
 }
 

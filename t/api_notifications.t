@@ -38,6 +38,14 @@ is($r->{code}, 201, 'the prefixed capability works too');
 my $sa = $r->{json};
 is_deeply($sa->{notificationTypes}, ['AVAILABILITY_UPDATE'], 'duplicate types folded');
 
+# a path with CR LF in it reaches no header
+$r = $call->('POST', '/x%0d%0aX-Injected:%201' . $base,
+             json => { url => $sink->url('/inj'), notificationTypes => ['PRODUCT_UPDATE'] });
+is($r->{code}, 201, 'a decoded CR LF in the path: still created');
+ok(!defined $r->{headers}->header('X-Injected'), 'and no header injected');
+like($r->{headers}->header('Location'), qr{/x%0d%0aX-Injected:%201/v1/}i, 'Location carries the path escaped');
+is($call->('DELETE', "$base/$r->{json}{id}")->{code}, 204, '(removed again)');
+
 # ---- validation: OCTO errors, nothing stored -----------------------------
 my $before = $count->();
 for my $case (
