@@ -352,7 +352,8 @@ static int resolves(loop_t *L, const owh_job_t *src, const owh_webhook_t *wh)
 
 static const char *job_language(const owh_job_t *src, const owh_webhook_t *wh)
 {
-    return wh->use_contact_language && src->language && *src->language ? src->language : "";
+    const char *tag = wh->use_contact_language ? owh_payload_language_tag(src->language) : NULL;
+    return tag ? tag : "";
 }
 
 static const char *caps_joined(const owh_webhook_t *wh, apr_pool_t *p)

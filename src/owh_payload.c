@@ -63,8 +63,7 @@ const char *owh_payload_object_key(const char *event_type)
     }
 }
 
-/* A language tag as Content-Language may carry it (RFC 5646 characters). */
-static const char *language_tag(const char *s)
+const char *owh_payload_language_tag(const char *s)
 {
     apr_size_t n = s ? strlen(s) : 0;
     if (!n || n > 35
@@ -80,7 +79,7 @@ const char *owh_payload_contact_language(const json_t *object, apr_pool_t *p)
         const json_t *first = json_array_get(json_object_get(object, "bookings"), 0);
         locale = json_array_get(json_object_get(json_object_get(first, "contact"), "locales"), 0);
     }
-    return json_is_string(locale) ? language_tag(apr_pstrdup(p, json_string_value(locale))) : NULL;
+    return json_is_string(locale) ? owh_payload_language_tag(apr_pstrdup(p, json_string_value(locale))) : NULL;
 }
 
 apr_status_t owh_payload_view_make(owh_event_view_t **pv, const char *event_type, const char *event_id,
@@ -104,7 +103,7 @@ apr_status_t owh_payload_view_make(owh_event_view_t **pv, const char *event_type
         }
         v->diff = owh_diff(previous, v->object, p);
     }
-    v->language = language && *language ? language_tag(apr_pstrdup(p, language))
+    v->language = language && *language ? owh_payload_language_tag(apr_pstrdup(p, language))
                                         : owh_payload_contact_language(v->object, p);
     *pv = v;
     return APR_SUCCESS;

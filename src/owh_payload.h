@@ -36,6 +36,10 @@ apr_status_t owh_payload_view_make(owh_event_view_t **pv, const char *event_type
                                    const char *event_at, const char *object_json, const char *previous_json,
                                    const char *language, apr_pool_t *p);
 
+/* s if it can be sent as a language tag (letters, digits, '-'; at most 35
+ * characters), else NULL: nothing else reaches Content-/Accept-Language. */
+const char *owh_payload_language_tag(const char *s);
+
 /* The contact language of an object: contact.locales[0], or for an order its
  * first booking's; NULL if none. */
 const char *owh_payload_contact_language(const json_t *object, apr_pool_t *p);

@@ -68,6 +68,15 @@ is_deeply($c2->{json}{diff}, [ { op => 'replace', path => '/status', was => 'ON_
 my $k2 = $sink->wait_for(path => '/card', count => 2)->[1];
 unlike(JSON::PP->new->encode($k2->{json}{diff}), qr/cardPayment/, 'no cardPayment in the diff either');
 
+# a language that is not a tag never reaches a header of the fetch
+$sink->octo_state({ 'b-1' => { status => 'CONFIRMED' }, 'b-evil' => { status => 'CONFIRMED' } });
+emit($db, 'booking_update', { uuid => 'b-evil' }, 'res-a', "es\r\nX-Evil: 1");
+$sink->wait_for(path => '/content', count => 3);
+my @evil = grep { $_->{path} eq '/octo-api/bookings/b-evil' } @{ $sink->requests };
+ok(@evil >= 1, 'b-evil fetched');
+ok(!(grep { exists $_->{headers}{'x-evil'} || exists $_->{headers}{'accept-language'} } @evil),
+   'no Accept-Language, nothing injected');
+
 # products and availability
 my $wprod = $create->('octo/pricing', event => 'product_update', url => $sink->url('/product'));
 my $wav = $create->(undef, event => 'availability_update', url => $sink->url('/avail'));
