@@ -40,6 +40,7 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_SECRET_GRACE        apr_time_from_sec(86400)
 #define DEF_MAX_PAYLOAD         (256 * 1024)
 #define DEF_RESOLVE             0               /* every event carries its object inline */
+#define DEF_DISPATCHERS         1
 
 #define UNSET_TIME ((apr_interval_time_t)-1)
 #define UNSET_SIZE ((apr_size_t)-1)
@@ -205,6 +206,9 @@ static const char *set_supplier(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_dispatchers(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 1, 64, &SRV(cmd)->dispatchers); }
+
 static const char *set_resolve(cmd_parms *cmd, void *d, const char *arg)
 {
     owh_srv_conf_t *sc = SRV(cmd);
@@ -297,6 +301,9 @@ const command_rec owh_config_cmds[] = {
     /* --- delivery (server scope) --- */
     AP_INIT_FLAG("OctoWebhooksDispatcher", set_dispatcher, NULL, RSRC_CONF,
         "On (default): this httpd runs a dispatcher delivering notifications; Off on API-only hosts"),
+    AP_INIT_TAKE1("OctoWebhooksDispatchers", set_dispatchers, NULL, RSRC_CONF,
+        "dispatcher processes per database on this httpd (1-64, default 1); they split the work "
+        "like several hosts do"),
     AP_INIT_RAW_ARGS("OctoWebhooksRetrySchedule", set_retry_schedule, NULL, RSRC_CONF,
         "delays between attempts, e.g. '5s 5m 30m 2h 5h 10h 10h' (the default; +-20% jitter)"),
     AP_INIT_TAKE1("OctoWebhooksDeliveryConnectTimeout", set_deliver_connect, NULL, RSRC_CONF,
@@ -359,7 +366,7 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->conninfo = NULL;
     c->pool_max = c->pool_keep = c->connect_timeout = OWH_UNSET_INT;
     c->pool_ttl = c->pool_wait = UNSET_TIME;
-    c->dispatcher = OWH_UNSET_INT;
+    c->dispatcher = c->dispatchers = OWH_UNSET_INT;
     c->retry_schedule = NULL;
     c->retry_delays = NULL;
     c->deliver_connect_timeout = c->deliver_timeout = UNSET_TIME;
@@ -390,6 +397,7 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_TIME(pool_wait);
     MERGE_INT(connect_timeout);
     MERGE_INT(dispatcher);
+    MERGE_INT(dispatchers);
     if (add->retry_schedule) { c->retry_schedule = add->retry_schedule; c->retry_delays = add->retry_delays; }
     else { c->retry_schedule = base->retry_schedule; c->retry_delays = base->retry_delays; }
     MERGE_TIME(deliver_connect_timeout);
@@ -452,6 +460,7 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->pool_wait == UNSET_TIME) c->pool_wait = DEF_POOL_WAIT;
     if (c->connect_timeout == OWH_UNSET_INT) c->connect_timeout = DEF_CONNECT_TIMEOUT;
     if (c->dispatcher == OWH_UNSET_INT) c->dispatcher = DEF_DISPATCHER;
+    if (c->dispatchers == OWH_UNSET_INT) c->dispatchers = DEF_DISPATCHERS;
     if (!c->retry_schedule) {
         c->retry_schedule = DEF_RETRY_SCHEDULE;
         owh_config_parse_durations(&c->retry_delays, DEF_RETRY_SCHEDULE, p);

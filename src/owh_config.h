@@ -27,6 +27,7 @@ typedef struct owh_srv_conf_t {
 
     /* Delivery (the dispatcher process) */
     int dispatcher;                     /* On/Off */
+    int dispatchers;                    /* dispatcher processes per database */
     const char *retry_schedule;         /* "5s 5m 30m 2h 5h 10h 10h" */
     apr_array_header_t *retry_delays;   /* parsed: apr_interval_time_t each */
     apr_interval_time_t deliver_connect_timeout;

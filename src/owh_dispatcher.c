@@ -85,33 +85,50 @@ static void maintenance(int reason, void *data, apr_wait_t status)
         dp->registered = 0;
         break;
     case APR_OC_REASON_RESTART:
-        /* pconf is going away: kill_dispatcher (a pconf cleanup) stops it */
+        /* pconf is going away: kill_dispatchers (a pconf cleanup) stops it */
         break;
     default:
         break;
     }
 }
 
-/* SIGTERM, up to 3 s to finish, then SIGKILL. */
-static apr_status_t kill_dispatcher(void *data)
+/* The dispatchers of one database (OctoWebhooksDispatchers of them). */
+typedef struct dispatcher_group_t {
+    dispatcher_t **members;
+    int n;
+} dispatcher_group_t;
+
+/* SIGTERM to every member at once, up to 3 s for all to finish, then
+ * SIGKILL: N dispatchers stop within one grace period, not N. */
+static apr_status_t kill_dispatchers(void *data)
 {
-    dispatcher_t *dp = data;
-    apr_proc_t *proc = dp->proc;
-    int i, code;
+    dispatcher_group_t *g = data;
+    apr_proc_t *procs[64];
+    int i, k, n = 0, code, left;
     apr_exit_why_e why;
-    if (!proc) return APR_SUCCESS;
-    if (dp->registered) {
-        dp->registered = 0;
-        apr_proc_other_child_unregister(dp);
+    for (i = 0; i < g->n; ++i) {
+        dispatcher_t *dp = g->members[i];
+        if (!dp->proc) continue;
+        if (dp->registered) {
+            dp->registered = 0;
+            apr_proc_other_child_unregister(dp);
+        }
+        if (apr_proc_kill(dp->proc, SIGTERM) == APR_SUCCESS && n < 64) procs[n++] = dp->proc;
+        dp->proc = NULL;
     }
-    dp->proc = NULL;
-    if (apr_proc_kill(proc, SIGTERM) != APR_SUCCESS) return APR_SUCCESS;
-    for (i = 0; i < 30; ++i) {
-        if (apr_proc_wait(proc, &code, &why, APR_NOWAIT) == APR_CHILD_DONE) return APR_SUCCESS;
-        apr_sleep(apr_time_from_msec(100));
+    for (k = 0, left = n; k < 30 && left; ++k) {
+        for (i = 0; i < n; ++i)
+            if (procs[i] && apr_proc_wait(procs[i], &code, &why, APR_NOWAIT) == APR_CHILD_DONE) {
+                procs[i] = NULL;
+                left--;
+            }
+        if (left) apr_sleep(apr_time_from_msec(100));
     }
-    apr_proc_kill(proc, SIGKILL);
-    apr_proc_wait(proc, &code, &why, APR_WAIT);
+    for (i = 0; i < n; ++i)
+        if (procs[i]) {
+            apr_proc_kill(procs[i], SIGKILL);
+            apr_proc_wait(procs[i], &code, &why, APR_WAIT);
+        }
     return APR_SUCCESS;
 }
 
@@ -144,21 +161,30 @@ apr_status_t owh_dispatcher_spawn_all(apr_pool_t *pconf, server_rec *s)
     server_rec *x, *y;
     for (x = s; x; x = x->next) {
         owh_srv_conf_t *sc = owh_config_srv_get(x);
+        dispatcher_group_t *g;
         dispatcher_t *dp;
+        int i;
         int seen = 0;
         if (!sc->dispatcher) continue;
-        /* one dispatcher per database, configured by the first server naming it */
+        /* one group of dispatchers per database, configured by the first server naming it */
         for (y = s; y != x; y = y->next) {
             owh_srv_conf_t *prev = owh_config_srv_get(y);
             if (prev->dispatcher && !strcmp(prev->conninfo, sc->conninfo)) { seen = 1; break; }
         }
         if (seen) continue;
-        dp = apr_pcalloc(pconf, sizeof(*dp));
-        dp->s = x;
-        dp->sc = sc;
-        dp->pconf = pconf;
-        apr_pool_cleanup_register(pconf, dp, kill_dispatcher, apr_pool_cleanup_null);
-        spawn(dp);
+        /* several processes share the work like several hosts do: each
+         * claims under its own lease and owner name */
+        g = apr_pcalloc(pconf, sizeof(*g));
+        g->n = sc->dispatchers;
+        g->members = apr_pcalloc(pconf, g->n * sizeof(*g->members));
+        apr_pool_cleanup_register(pconf, g, kill_dispatchers, apr_pool_cleanup_null);
+        for (i = 0; i < g->n; ++i) {
+            dp = g->members[i] = apr_pcalloc(pconf, sizeof(*dp));
+            dp->s = x;
+            dp->sc = sc;
+            dp->pconf = pconf;
+            spawn(dp);
+        }
     }
     return APR_SUCCESS;
 }

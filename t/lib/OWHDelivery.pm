@@ -142,6 +142,14 @@ sub error_log {
 }
 
 # The running dispatcher: the last one that logged "started" and is alive.
+# Every live dispatcher of this httpd (OctoWebhooksDispatchers > 1).
+sub dispatcher_pids {
+    my ($self) = @_;
+    my %seen;
+    return grep { !$seen{$_}++ && kill(0, $_) && -e "/proc/$_" && _ppid($_) == ($self->pid // -1) }
+           $self->error_log =~ /OWH00507: dispatcher \S+?:(\d+) started/g;
+}
+
 sub dispatcher_pid {
     my ($self) = @_;
     my @pids = $self->error_log =~ /OWH00507: dispatcher \S+?:(\d+) started/g;
