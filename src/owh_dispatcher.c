@@ -273,7 +273,11 @@ typedef struct fetch_t {
     const char *state_key;          /* resolved_states key: type/object|caps|language */
     const char *what;               /* "GET https://.../bookings/x", for errors */
     const char *language;           /* sent as Accept-Language, or NULL */
+    int contact;                    /* wants the booking contact's language, not known yet:
+                                     * fetched without, then again with the contact's locale */
     owh_event_e type;
+    const char *method, *url, *body, *caps;
+    apr_size_t len;
     const char *availability_id;    /* the item to pick from POST /availability */
     const char *event_id, *event_at;
     apr_array_header_t *waiters;    /* job_t * */
@@ -376,10 +380,15 @@ static int resolves(loop_t *L, const owh_job_t *src, const owh_webhook_t *wh)
     return wh->dialect == OWH_DIALECT_OCTO && !src->sample && (L->sc->resolve & (1 << ev));
 }
 
+/* The language part of a webhook's view: none, the event's, or "@contact"
+ * (the booking contact's, learnt from a first fetch). */
+#define CONTACT_LANGUAGE "@contact"
 static const char *job_language(const owh_job_t *src, const owh_webhook_t *wh)
 {
-    const char *tag = wh->use_contact_language ? owh_payload_language_tag(src->language) : NULL;
-    return tag ? tag : "";
+    const char *tag;
+    if (!wh->use_contact_language) return "";
+    tag = owh_payload_language_tag(src->language);
+    return tag ? tag : CONTACT_LANGUAGE;
 }
 
 static const char *caps_joined(const owh_webhook_t *wh, apr_pool_t *p)
@@ -562,6 +571,8 @@ static const char *fetched_object(fetch_t *f, const char *body, apr_size_t len, 
     return owh_json_dump(j, &n, f->pool);
 }
 
+static int fetch_again(loop_t *L, fetch_t *f, const char *locale);
+
 static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *res)
 {
     loop_t *L = ctx;
@@ -576,6 +587,13 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
     else if (res->truncated) err = apr_psprintf(f->pool, "the answer is over OctoWebhooksMaxPayloadSize (%"
                                                 APR_SIZE_T_FMT " bytes)", L->sc->max_payload);
     else object = fetched_object(f, res->excerpt, res->excerpt_len, &err);
+    if (!err && f->contact) {
+        /* Accept-Language is the booking contact's: learnt from this answer */
+        json_error_t jerr;
+        const char *locale = owh_payload_contact_language(
+            owh_json_pool_own(json_loads(object, 0, &jerr), f->pool), f->pool);
+        if (locale && fetch_again(L, f, locale)) return;
+    }
     /* The state this view was last sent at is where its diff starts. */
     if (!err && f->type != OWH_EVENT_AVAILABILITY
         && (!L->db || owh_queue_view_state(L->db, f->state_key, f->event_id, object, &previous, f->pool)
@@ -600,19 +618,57 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
     }
 }
 
+/* Sends f's request: Accept, the supplier API token, the webhook's
+ * Octo-Capabilities and f's Accept-Language. */
+static apr_status_t fetch_send(loop_t *L, fetch_t *f)
+{
+    apr_pool_t *p = f->pool;
+    owh_request_t rq;
+    owh_header_t *h;
+    apr_array_header_t *headers = apr_array_make(p, 4, sizeof(owh_header_t));
+
+    f->what = apr_pstrcat(p, f->method, " ", f->url, NULL);
+    h = &APR_ARRAY_PUSH(headers, owh_header_t);
+    h->name = "Accept";
+    h->value = "application/json";
+    if (L->sc->supplier_api_token) {
+        h = &APR_ARRAY_PUSH(headers, owh_header_t);
+        h->name = "Authorization";
+        h->value = apr_pstrcat(p, "Bearer ", L->sc->supplier_api_token, NULL);
+    }
+    if (*f->caps) {
+        h = &APR_ARRAY_PUSH(headers, owh_header_t);
+        h->name = "Octo-Capabilities";
+        h->value = f->caps;
+    }
+    if (f->language) {
+        h = &APR_ARRAY_PUSH(headers, owh_header_t);
+        h->name = "Accept-Language";
+        h->value = f->language;
+    }
+    memset(&rq, 0, sizeof(rq));
+    rq.method = f->method;
+    rq.url = f->url;
+    rq.body = f->body;
+    rq.len = f->len;
+    rq.headers = headers;
+    rq.response_cap = L->sc->max_payload;
+    rq.trusted = 1;                     /* the configuration's URL, not a reseller's */
+    rq.done = on_fetch_done;
+    if (owh_deliver_request(L->deliver, &rq, f, p) != APR_SUCCESS) return APR_EGENERAL;
+    apr_hash_set(L->fetches, f->key, APR_HASH_KEY_STRING, f);
+    return APR_SUCCESS;
+}
+
 /* Starts the fetch of j's view from the supplier's API: GET /bookings/{uuid},
- * /orders/{id}, /products/{id}, or POST /availability, with the webhook's
- * Octo-Capabilities and Accept-Language. */
+ * /orders/{id}, /products/{id}, or POST /availability. */
 static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **perr)
 {
     apr_pool_t *p;
     fetch_t *f;
-    owh_request_t rq;
-    owh_header_t *h;
-    apr_array_header_t *headers;
     json_error_t jerr;
     json_t *thin;
-    const char *caps = caps_joined(j->wh, j->pool), *lang = job_language(j->job, j->wh), *id;
+    const char *lang = job_language(j->job, j->wh), *id;
     apr_size_t n;
 
     apr_pool_create(&p, L->pool);
@@ -622,17 +678,18 @@ static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **
     f->type = owh_event_parse(j->job->event_type);
     f->event_id = apr_pstrdup(p, j->job->event_id);
     f->event_at = apr_pstrdup(p, j->job->event_at);
-    f->language = *lang ? apr_pstrdup(p, lang) : NULL;
-    f->state_key = apr_pstrcat(p, j->job->event_type, "/", j->job->object_key, "|", caps, "|", lang, NULL);
+    f->caps = caps_joined(j->wh, p);
+    f->contact = !strcmp(lang, CONTACT_LANGUAGE);
+    f->language = *lang && !f->contact ? apr_pstrdup(p, lang) : NULL;
+    f->state_key = apr_pstrcat(p, j->job->event_type, "/", j->job->object_key, "|", f->caps, "|", lang, NULL);
     f->waiters = apr_array_make(p, 4, sizeof(job_t *));
-    memset(&rq, 0, sizeof(rq));
-    rq.method = "GET";
+    f->method = "GET";
     thin = owh_json_pool_own(json_loads(j->job->object_json, 0, &jerr), p);
     id = apr_pescape_path_segment(p, j->job->object_key);
     switch (f->type) {
-    case OWH_EVENT_BOOKING: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/bookings/", id, NULL); break;
-    case OWH_EVENT_ORDER: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/orders/", id, NULL); break;
-    case OWH_EVENT_PRODUCT: rq.url = apr_pstrcat(p, L->sc->supplier_api, "/products/", id, NULL); break;
+    case OWH_EVENT_BOOKING: f->url = apr_pstrcat(p, L->sc->supplier_api, "/bookings/", id, NULL); break;
+    case OWH_EVENT_ORDER: f->url = apr_pstrcat(p, L->sc->supplier_api, "/orders/", id, NULL); break;
+    case OWH_EVENT_PRODUCT: f->url = apr_pstrcat(p, L->sc->supplier_api, "/products/", id, NULL); break;
     case OWH_EVENT_AVAILABILITY:
         f->availability_id = apr_pstrdup(p, json_string_value(json_object_get(thin, "id")));
         if (!f->availability_id || !json_is_string(json_object_get(thin, "productId"))
@@ -641,51 +698,52 @@ static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **
             apr_pool_destroy(p);
             return APR_EINVAL;
         }
-        rq.method = "POST";
-        rq.url = apr_pstrcat(p, L->sc->supplier_api, "/availability", NULL);
-        rq.body = owh_json_dump(owh_json_pool_own(json_pack("{s:O, s:O, s:[s]}",
+        f->method = "POST";
+        f->url = apr_pstrcat(p, L->sc->supplier_api, "/availability", NULL);
+        f->body = owh_json_dump(owh_json_pool_own(json_pack("{s:O, s:O, s:[s]}",
             "productId", json_object_get(thin, "productId"), "optionId", json_object_get(thin, "optionId"),
             "availabilityIds", f->availability_id), p), &n, p);
-        rq.len = n;
+        f->len = n;
         break;
     default:
         *perr = "the event cannot be resolved";
         apr_pool_destroy(p);
         return APR_EINVAL;
     }
-    f->what = apr_pstrcat(p, rq.method, " ", rq.url, NULL);
-    headers = apr_array_make(p, 4, sizeof(owh_header_t));
-    h = &APR_ARRAY_PUSH(headers, owh_header_t);
-    h->name = "Accept";
-    h->value = "application/json";
-    if (L->sc->supplier_api_token) {
-        h = &APR_ARRAY_PUSH(headers, owh_header_t);
-        h->name = "Authorization";
-        h->value = apr_pstrcat(p, "Bearer ", L->sc->supplier_api_token, NULL);
-    }
-    if (*caps) {
-        h = &APR_ARRAY_PUSH(headers, owh_header_t);
-        h->name = "Octo-Capabilities";
-        h->value = apr_pstrdup(p, caps);
-    }
-    if (f->language) {
-        h = &APR_ARRAY_PUSH(headers, owh_header_t);
-        h->name = "Accept-Language";
-        h->value = f->language;
-    }
-    rq.headers = headers;
-    rq.response_cap = L->sc->max_payload;
-    rq.trusted = 1;                     /* the configuration's URL, not a reseller's */
-    rq.done = on_fetch_done;
-    if (owh_deliver_request(L->deliver, &rq, f, p) != APR_SUCCESS) {
-        *perr = apr_pstrcat(p, "resolving the object: ", f->what, ": the request could not be prepared", NULL);
-        *perr = apr_pstrdup(j->pool, *perr);
+    if (fetch_send(L, f) != APR_SUCCESS) {
+        *perr = apr_pstrcat(j->pool, "resolving the object: ", f->method, " ", f->url,
+                            ": the request could not be prepared", NULL);
         apr_pool_destroy(p);
         return APR_EGENERAL;
     }
-    apr_hash_set(L->fetches, f->key, APR_HASH_KEY_STRING, f);
     *pf = f;
     return APR_SUCCESS;
+}
+
+/* The first fetch of a "@contact" view told the contact's locale: fetch
+ * again in it, for the same waiters. 1 if that fetch is under way. */
+static int fetch_again(loop_t *L, fetch_t *f, const char *locale)
+{
+    apr_pool_t *p;
+    fetch_t *g;
+    int i;
+    apr_pool_create(&p, L->pool);
+    g = apr_pmemdup(p, f, sizeof(*f));
+    g->pool = p;
+    g->contact = 0;
+    g->language = apr_pstrdup(p, locale);
+#define DUP(x) g->x = f->x ? apr_pstrdup(p, f->x) : NULL
+    DUP(key); DUP(state_key); DUP(method); DUP(url); DUP(caps); DUP(availability_id); DUP(event_id); DUP(event_at);
+#undef DUP
+    g->body = f->body ? apr_pstrmemdup(p, f->body, f->len) : NULL;
+    g->waiters = apr_array_make(p, f->waiters->nelts, sizeof(job_t *));
+    for (i = 0; i < f->waiters->nelts; ++i)
+        APR_ARRAY_PUSH(g->waiters, job_t *) = APR_ARRAY_IDX(f->waiters, i, job_t *);
+    if (fetch_send(L, g) != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return 0;
+    }
+    return 1;
 }
 
 /* Parks j on the fetch of its view, starting the fetch if none is running. */

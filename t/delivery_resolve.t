@@ -68,14 +68,25 @@ is_deeply($c2->{json}{diff}, [ { op => 'replace', path => '/status', was => 'ON_
 my $k2 = $sink->wait_for(path => '/card', count => 2)->[1];
 unlike(JSON::PP->new->encode($k2->{json}{diff}), qr/cardPayment/, 'no cardPayment in the diff either');
 
+# no language with the event: the contact's is learnt from a first fetch, then asked for
+$sink->octo_state({ 'b-1' => { status => 'CONFIRMED' }, 'b-de' => { status => 'CONFIRMED', contact => { locales => ['de-AT'] } } });
+emit($db, 'booking_update', { uuid => 'b-de' }, 'res-a');
+my $de = $sink->wait_for(path => '/content', count => 3)->[2];
+is($de->{json}{booking}{uuid}, 'b-de', 'b-de delivered');
+is($de->{json}{booking}{title}, 'Tour (de-AT)', "useContactLanguage without an event language: the contact's language");
+is($de->{headers}{'content-language'}, 'de-AT', 'and Content-Language says so');
+my @defetch = grep { $_->{path} eq '/octo-api/bookings/b-de' && ($_->{headers}{'octo-capabilities'} // '') eq 'octo/content' } @{ $sink->requests };
+is_deeply([ sort map { $_->{headers}{'accept-language'} // '-' } @defetch ], [ '-', '-', 'de-AT' ],
+          'content views: one fetch to learn the contact, one in de-AT; the useContactLanguage-false view once without');
+
 # a language that is not a tag never reaches a header of the fetch
 $sink->octo_state({ 'b-1' => { status => 'CONFIRMED' }, 'b-evil' => { status => 'CONFIRMED' } });
 emit($db, 'booking_update', { uuid => 'b-evil' }, 'res-a', "es\r\nX-Evil: 1");
-$sink->wait_for(path => '/content', count => 3);
+$sink->wait_for(path => '/content', count => 4);
 my @evil = grep { $_->{path} eq '/octo-api/bookings/b-evil' } @{ $sink->requests };
 ok(@evil >= 1, 'b-evil fetched');
-ok(!(grep { exists $_->{headers}{'x-evil'} || exists $_->{headers}{'accept-language'} } @evil),
-   'no Accept-Language, nothing injected');
+ok(!(grep { exists $_->{headers}{'x-evil'} } @evil), 'nothing injected');
+ok(!(grep { ($_->{headers}{'accept-language'} // '') =~ /es|X-Evil/ } @evil), 'the bad language is not sent');
 
 # products and availability
 my $wprod = $create->('octo/pricing', event => 'product_update', url => $sink->url('/product'));
