@@ -145,6 +145,12 @@ is($rr->[0]{headers}{'webhook-id'}, $rr->[1]{headers}{'webhook-id'}, 'as the sam
 is(q_at($db, 'SELECT status, attempts FROM octo_webhooks.deliveries WHERE webhook_id = $1', $sr->{id})->[0][1], 2,
    'two attempts recorded');
 
+# the attempt log of /webhooks/{id} serves a subscription's id too
+$r = api_at($h->base, 'GET', "/webhooks/$sr->{id}/deliveries", token => $rw);
+is($r->{code}, 200, "a subscription's attempt log: GET /webhooks/{id}/deliveries");
+is($r->{json}{deliveries}[0]{attemptCount}, 2, 'with its two attempts');
+is(api_at($h->base, 'GET', "/webhooks/$sr->{id}/deliveries", token => $other)->{code}, 404, "not another connection's");
+
 # ---- delete ----------------------------------------------------------------
 is(api_at($h->base, 'DELETE', "$base/$s->{id}", token => $other)->{code}, 404, "DELETE of another connection's: 404");
 $r = $call->('DELETE', "$base/$s->{id}");
