@@ -218,6 +218,7 @@ typedef struct loop_t {
     apr_hash_t *views;              /* event id (or resolve view key) -> owh_event_view_t * */
     apr_size_t view_bytes;          /* JSON text the cached views were made from */
     apr_hash_t *fetches;            /* resolve view key -> fetch_t * in flight */
+    int resolving;                  /* claimed jobs waiting for a fetch */
 } loop_t;
 
 /* Views outlive a batch (an event's deliveries may be claimed in several);
@@ -604,6 +605,7 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
                                       apr_pstrdup(L->viewpool, f->event_at), object, previous,
                                       f->language, L->viewpool) != APR_SUCCESS)
         err = "the answer is not a JSON object";
+    L->resolving -= f->waiters->nelts;
     if (err) {
         err = apr_pstrcat(f->pool, "resolving the object: ", f->what, ": ", err, NULL);
         for (i = 0; i < f->waiters->nelts; ++i)
@@ -756,6 +758,7 @@ static void fetch_attach(loop_t *L, job_t *j)
         return;
     }
     APR_ARRAY_PUSH(f->waiters, job_t *) = j;
+    L->resolving++;
 }
 
 static void drop_db(loop_t *L)
@@ -842,7 +845,17 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
         job_t *j = prepare(L, src);
         L->claimed++;
-        if (j->wh && !j->unsendable && !j->body) fetch_attach(L, j);
+        if (j->wh && !j->unsendable && !j->body) {
+            /* A slow supplier API holds at most half the slots: the rest of
+             * the work (other events, other webhooks) keeps flowing. */
+            if (L->resolving >= (L->sc->max_concurrency + 1) / 2
+                && !apr_hash_get(L->fetches, j->view_key, APR_HASH_KEY_STRING)) {
+                APR_ARRAY_PUSH(defer, owh_job_t *) = src;
+                L->claimed--;
+                apr_pool_destroy(j->pool);
+            }
+            else fetch_attach(L, j);
+        }
         else if (!j->wh || j->unsendable) {
             L->claimed--;
             record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable",
