@@ -45,15 +45,13 @@ CREATE TRIGGER webhooks_types BEFORE INSERT OR UPDATE ON octo_webhooks.webhooks
 DROP INDEX octo_webhooks.webhooks_event_active;
 CREATE INDEX webhooks_types_active ON octo_webhooks.webhooks USING gin (event_types) WHERE active;
 
--- The snapshot gains the dialect and, for subscriptions, their types as the
--- API spells them.
+-- The snapshot gains the dialect (the payload's shape).
 CREATE OR REPLACE FUNCTION octo_webhooks.webhook_snapshot(w octo_webhooks.webhooks) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('id', w.id, 'event', w.event, 'url', w.url,
         'url_display', w.url_display, 'active', w.active, 'retryOnError', w.retry_on_error,
         'useContactLanguage', w.use_contact_language, 'headers', w.headers,
-        'capabilities', to_jsonb(w.capabilities), 'dialect', w.dialect,
-        'notificationTypes', (SELECT jsonb_agg(upper(t)) FROM unnest(w.event_types) t))
+        'capabilities', to_jsonb(w.capabilities), 'dialect', w.dialect)
 $$;
 
 CREATE OR REPLACE FUNCTION octo_webhooks.emit(p_event text, p_object jsonb, p_connection text DEFAULT NULL,

@@ -239,18 +239,27 @@ static void view_cache_make_room(loop_t *L, apr_size_t adding)
     L->view_bytes = adding;
 }
 
+/* Makes a view and caches it under key (both copied into the cache). */
+static owh_event_view_t *cache_view(loop_t *L, const char *key, const char *event_type, const char *event_id,
+                                    const char *event_at, const char *object, const char *previous,
+                                    const char *language)
+{
+    owh_event_view_t *v;
+    view_cache_make_room(L, strlen(object) + (previous ? strlen(previous) : 0));
+    if (owh_payload_view_make(&v, event_type, apr_pstrdup(L->viewpool, event_id),
+                              apr_pstrdup(L->viewpool, event_at), object, previous, language,
+                              L->viewpool) != APR_SUCCESS)
+        return NULL;
+    apr_hash_set(L->views, apr_pstrdup(L->viewpool, key), APR_HASH_KEY_STRING, v);
+    return v;
+}
+
 /* The event's view (object, diff, language), computed once per event. */
 static owh_event_view_t *event_view(loop_t *L, const owh_job_t *src)
 {
     owh_event_view_t *v = apr_hash_get(L->views, src->event_id, APR_HASH_KEY_STRING);
-    if (v) return v;
-    view_cache_make_room(L, strlen(src->object_json) + (src->previous_json ? strlen(src->previous_json) : 0));
-    if (owh_payload_view_make(&v, src->event_type, apr_pstrdup(L->viewpool, src->event_id),
-                              apr_pstrdup(L->viewpool, src->event_at), src->object_json, src->previous_json,
-                              src->language, L->viewpool) != APR_SUCCESS)
-        return NULL;
-    apr_hash_set(L->views, v->event_id, APR_HASH_KEY_STRING, v);
-    return v;
+    return v ? v : cache_view(L, src->event_id, src->event_type, src->event_id, src->event_at,
+                              src->object_json, src->previous_json, src->language);
 }
 
 typedef struct job_t {
@@ -269,7 +278,8 @@ typedef struct job_t {
 /* Resolve mode: one fetch from the supplier's API per distinct view (event,
  * capabilities, language); the deliveries needing that view wait on it. */
 typedef struct fetch_t {
-    apr_pool_t *pool;               /* the transfer's: destroyed after on_fetch_done */
+    apr_pool_t *pool;               /* the fetch's own, until its waiters are served (each
+                                     * request runs in a transfer pool of its own) */
     const char *key;                /* L->views key */
     const char *state_key;          /* resolved_states key: type/object|caps|language */
     const char *what;               /* "GET https://.../bookings/x", for errors */
@@ -600,36 +610,35 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
         && (!L->db || owh_queue_view_state(L->db, f->state_key, f->event_id, object, &previous, f->pool)
                       != APR_SUCCESS))
         err = "the resolved object could not be recorded (database unavailable)";
-    if (!err) view_cache_make_room(L, strlen(object) + (previous ? strlen(previous) : 0));
-    if (!err && owh_payload_view_make(&view, owh_event_name(f->type), apr_pstrdup(L->viewpool, f->event_id),
-                                      apr_pstrdup(L->viewpool, f->event_at), object, previous,
-                                      f->language, L->viewpool) != APR_SUCCESS)
+    if (!err && !(view = cache_view(L, f->key, owh_event_name(f->type), f->event_id, f->event_at, object,
+                                    previous, f->language)))
         err = "the answer is not a JSON object";
     L->resolving -= f->waiters->nelts;
-    if (err) {
-        err = apr_pstrcat(f->pool, "resolving the object: ", f->what, ": ", err, NULL);
-        for (i = 0; i < f->waiters->nelts; ++i)
-            fetch_fail(L, APR_ARRAY_IDX(f->waiters, i, job_t *), err, res->started, res->latency_ms);
-        return;
-    }
-    apr_hash_set(L->views, apr_pstrdup(L->viewpool, f->key), APR_HASH_KEY_STRING, view);
+    if (err) err = apr_pstrcat(f->pool, "resolving the object: ", f->what, ": ", err, NULL);
     for (i = 0; i < f->waiters->nelts; ++i) {
         job_t *j = APR_ARRAY_IDX(f->waiters, i, job_t *);
-        finish(L, j, view);
-        dispatch_ready(L, j);
+        if (err) fetch_fail(L, j, err, res->started, res->latency_ms);
+        else {
+            finish(L, j, view);
+            dispatch_ready(L, j);
+        }
     }
+    apr_pool_destroy(f->pool);
 }
 
 /* Sends f's request: Accept, the supplier API token, the webhook's
  * Octo-Capabilities and f's Accept-Language. */
 static apr_status_t fetch_send(loop_t *L, fetch_t *f)
 {
-    apr_pool_t *p = f->pool;
+    apr_pool_t *p;
     owh_request_t rq;
     owh_header_t *h;
-    apr_array_header_t *headers = apr_array_make(p, 4, sizeof(owh_header_t));
+    apr_array_header_t *headers;
 
-    f->what = apr_pstrcat(p, f->method, " ", f->url, NULL);
+    apr_pool_create(&p, L->pool);       /* owh_deliver_process destroys it after on_fetch_done */
+    headers = apr_array_make(p, 4, sizeof(owh_header_t));
+
+    f->what = apr_pstrcat(f->pool, f->method, " ", f->url, NULL);
     h = &APR_ARRAY_PUSH(headers, owh_header_t);
     h->name = "Accept";
     h->value = "application/json";
@@ -657,7 +666,10 @@ static apr_status_t fetch_send(loop_t *L, fetch_t *f)
     rq.response_cap = L->sc->max_payload;
     rq.trusted = 1;                     /* the configuration's URL, not a reseller's */
     rq.done = on_fetch_done;
-    if (owh_deliver_request(L->deliver, &rq, f, p) != APR_SUCCESS) return APR_EGENERAL;
+    if (owh_deliver_request(L->deliver, &rq, f, p) != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return APR_EGENERAL;
+    }
     apr_hash_set(L->fetches, f->key, APR_HASH_KEY_STRING, f);
     return APR_SUCCESS;
 }
@@ -722,30 +734,13 @@ static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **
     return APR_SUCCESS;
 }
 
-/* The first fetch of a "@contact" view told the contact's locale: fetch
- * again in it, for the same waiters. 1 if that fetch is under way. */
+/* The first fetch of a "@contact" view told the contact's locale: the same
+ * fetch again in that language, for the same waiters. 1 if under way. */
 static int fetch_again(loop_t *L, fetch_t *f, const char *locale)
 {
-    apr_pool_t *p;
-    fetch_t *g;
-    int i;
-    apr_pool_create(&p, L->pool);
-    g = apr_pmemdup(p, f, sizeof(*f));
-    g->pool = p;
-    g->contact = 0;
-    g->language = apr_pstrdup(p, locale);
-#define DUP(x) g->x = f->x ? apr_pstrdup(p, f->x) : NULL
-    DUP(key); DUP(state_key); DUP(method); DUP(url); DUP(caps); DUP(availability_id); DUP(event_id); DUP(event_at);
-#undef DUP
-    g->body = f->body ? apr_pstrmemdup(p, f->body, f->len) : NULL;
-    g->waiters = apr_array_make(p, f->waiters->nelts, sizeof(job_t *));
-    for (i = 0; i < f->waiters->nelts; ++i)
-        APR_ARRAY_PUSH(g->waiters, job_t *) = APR_ARRAY_IDX(f->waiters, i, job_t *);
-    if (fetch_send(L, g) != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return 0;
-    }
-    return 1;
+    f->contact = 0;
+    f->language = apr_pstrdup(f->pool, locale);
+    return fetch_send(L, f) == APR_SUCCESS;
 }
 
 /* Parks j on the fetch of its view, starting the fetch if none is running. */
@@ -813,6 +808,14 @@ static int flush_results(loop_t *L, int force)
     return wrote;
 }
 
+/* Gives a claimed job back to the queue (released with the batch's others). */
+static void defer_job(loop_t *L, apr_array_header_t *defer, owh_job_t *src, job_t *j)
+{
+    APR_ARRAY_PUSH(defer, owh_job_t *) = src;
+    L->claimed--;
+    apr_pool_destroy(j->pool);
+}
+
 /* Claims due work up to the free capacity; returns 1 if the batch was full. */
 static int claim(loop_t *L, apr_interval_time_t *next_due)
 {
@@ -845,22 +848,14 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
         owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
         job_t *j = prepare(L, src);
         L->claimed++;
-        if (j->wh && !j->unsendable && !j->body) {
+        if (!j->wh || j->unsendable) dispatch_ready(L, j);      /* recorded as failed */
+        else if (!j->body) {
             /* A slow supplier API holds at most half the slots: the rest of
              * the work (other events, other webhooks) keeps flowing. */
             if (L->resolving >= (L->sc->max_concurrency + 1) / 2
-                && !apr_hash_get(L->fetches, j->view_key, APR_HASH_KEY_STRING)) {
-                APR_ARRAY_PUSH(defer, owh_job_t *) = src;
-                L->claimed--;
-                apr_pool_destroy(j->pool);
-            }
+                && !apr_hash_get(L->fetches, j->view_key, APR_HASH_KEY_STRING))
+                defer_job(L, defer, src, j);
             else fetch_attach(L, j);
-        }
-        else if (!j->wh || j->unsendable) {
-            L->claimed--;
-            record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable",
-                   NULL, apr_time_now(), 0);
-            apr_pool_destroy(j->pool);
         }
         else if (*host_count(L, j->host) < L->sc->max_per_host) start_job(L, j);
         else {
@@ -870,11 +865,7 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
             for (k = 0; k < L->waiting->nelts; ++k)
                 queued += !strcmp(APR_ARRAY_IDX(L->waiting, k, job_t *)->host, j->host);
             if (queued < L->sc->max_per_host) APR_ARRAY_PUSH(L->waiting, job_t *) = j;
-            else {
-                APR_ARRAY_PUSH(defer, owh_job_t *) = src;
-                L->claimed--;
-                apr_pool_destroy(j->pool);
-            }
+            else defer_job(L, defer, src, j);
         }
     }
     if (defer->nelts) owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);

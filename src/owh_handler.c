@@ -168,13 +168,41 @@ static const char *request_caps(request_rec *r)
 }
 
 /* ---- routes -------------------------------------------------------------- */
-static int webhooks_list(owh_req_t *q)
+/* The stored objects of both dialects: list, get and delete differ only in
+ * the dialect and in what a delete answers. */
+static int list_stored(owh_req_t *q, owh_dialect_e dialect)
 {
     apr_array_header_t *list;
-    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, OWH_DIALECT_OCTO, &list, q->r->pool);
-    if (rv != APR_SUCCESS) return store_failed(q, rv, "list webhooks");
+    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, dialect, &list, q->r->pool);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "list");
     return send_json(q->r, HTTP_OK, list_to_json(list, q->r->pool));
 }
+
+static int get_stored(owh_req_t *q, owh_dialect_e dialect)
+{
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, dialect, q->id, &wh, 0, q->r->pool);
+    if (rv == APR_NOTFOUND) return not_found(q->r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "get");
+    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
+}
+
+/* DELETE by id: a webhook answers with the deleted object (Peek), a
+ * subscription with 204 (seed 003). */
+static int delete_stored(owh_req_t *q, owh_dialect_e dialect)
+{
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, dialect, q->id, &wh, q->r->pool);
+    if (rv == APR_NOTFOUND) return not_found(q->r);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "delete");
+    if (dialect == OWH_DIALECT_NOTIFICATIONS) {
+        q->r->status = HTTP_NO_CONTENT;
+        return OK;
+    }
+    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
+}
+
+static int webhooks_list(owh_req_t *q) { return list_stored(q, OWH_DIALECT_OCTO); }
 
 /* Applies a request body to a webhook or subscription: the dialect's parser
  * (and, for webhooks, the capabilities of the Octo-Capabilities header). */
@@ -292,28 +320,14 @@ static int webhooks_delete_by_url(owh_req_t *q)
     return send_json(r, HTTP_OK, list_to_json(list, r->pool));
 }
 
-static int webhook_get(owh_req_t *q)
-{
-    owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 0, q->r->pool);
-    if (rv == APR_NOTFOUND) return not_found(q->r);
-    if (rv != APR_SUCCESS) return store_failed(q, rv, "get webhook");
-    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
-}
+static int webhook_get(owh_req_t *q) { return get_stored(q, OWH_DIALECT_OCTO); }
 
 static int webhook_update(owh_req_t *q)
 {
     return update_stored(q, OWH_DIALECT_OCTO, apply_webhook);
 }
 
-static int webhook_delete(owh_req_t *q)
-{
-    owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, q->r->pool);
-    if (rv == APR_NOTFOUND) return not_found(q->r);
-    if (rv != APR_SUCCESS) return store_failed(q, rv, "delete webhook");
-    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
-}
+static int webhook_delete(owh_req_t *q) { return delete_stored(q, OWH_DIALECT_OCTO); }
 
 /* POST /webhooks/{id}/trigger: test notifications through the real queue. */
 static int webhook_trigger(owh_req_t *q)
@@ -440,45 +454,21 @@ static int webhook_recover(owh_req_t *q)
 /* ---- the notifications dialect (seed 003) --------------------------------
  * Subscriptions are rows of the same table, fanned out by the same emit() and
  * delivered by the same dispatcher; only the API shape and payload differ. */
-static int subscriptions_list(owh_req_t *q)
-{
-    apr_array_header_t *list;
-    apr_status_t rv = owh_store_webhook_list(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, &list,
-                                             q->r->pool);
-    if (rv != APR_SUCCESS) return store_failed(q, rv, "list subscriptions");
-    return send_json(q->r, HTTP_OK, list_to_json(list, q->r->pool));
-}
+static int subscriptions_list(owh_req_t *q) { return list_stored(q, OWH_DIALECT_NOTIFICATIONS); }
 
 static int subscriptions_create(owh_req_t *q)
 {
     return create_stored(q, owh_subscription_make(q->r->pool), apply_subscription, HTTP_CREATED);
 }
 
-static int subscription_get(owh_req_t *q)
-{
-    owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, q->id,
-                                            &wh, 0, q->r->pool);
-    if (rv == APR_NOTFOUND) return not_found(q->r);
-    if (rv != APR_SUCCESS) return store_failed(q, rv, "get subscription");
-    return send_json(q->r, HTTP_OK, owh_webhook_to_api_json(wh, q->r->pool));
-}
+static int subscription_get(owh_req_t *q) { return get_stored(q, OWH_DIALECT_NOTIFICATIONS); }
 
 static int subscription_update(owh_req_t *q)
 {
     return update_stored(q, OWH_DIALECT_NOTIFICATIONS, apply_subscription);
 }
 
-static int subscription_delete(owh_req_t *q)
-{
-    owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_delete(q->db, q->caller.connection, OWH_DIALECT_NOTIFICATIONS, q->id,
-                                               &wh, q->r->pool);
-    if (rv == APR_NOTFOUND) return not_found(q->r);
-    if (rv != APR_SUCCESS) return store_failed(q, rv, "delete subscription");
-    q->r->status = HTTP_NO_CONTENT;
-    return OK;
-}
+static int subscription_delete(owh_req_t *q) { return delete_stored(q, OWH_DIALECT_NOTIFICATIONS); }
 
 /* ---- the route table ----------------------------------------------------- */
 typedef int owh_route_fn(owh_req_t *q);

@@ -141,7 +141,6 @@ sub error_log {
     return <$fh>;
 }
 
-# The running dispatcher: the last one that logged "started" and is alive.
 # Every live dispatcher of this httpd (OctoWebhooksDispatchers > 1).
 sub dispatcher_pids {
     my ($self) = @_;
@@ -150,12 +149,8 @@ sub dispatcher_pids {
            $self->error_log =~ /OWH00507: dispatcher \S+?:(\d+) started/g;
 }
 
-sub dispatcher_pid {
-    my ($self) = @_;
-    my @pids = $self->error_log =~ /OWH00507: dispatcher \S+?:(\d+) started/g;
-    for my $p (reverse @pids) { return $p if kill(0, $p) && -e "/proc/$p" && _ppid($p) == ($self->pid // -1) }
-    return;
-}
+# The dispatcher started last that is still alive.
+sub dispatcher_pid { my @p = $_[0]->dispatcher_pids; return $p[-1] }
 
 sub _ppid {
     open(my $fh, '<', "/proc/$_[0]/stat") or return -1;
