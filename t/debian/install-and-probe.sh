@@ -9,6 +9,9 @@ conninfo=${1:?conninfo} token=${2:?token}
 case "$conninfo" in *$'\n'*|*\"*) echo "ERROR bad conninfo"; exit 2 ;; esac
 case "$token" in owh_*) ;; *) echo "ERROR bad token"; exit 2 ;; esac
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+# The system apache2 is one: suites running side by side take turns here.
+exec 9>/run/owh-debian-probe.lock
+flock 9
 work=$(mktemp -d /tmp/owh-debian.XXXXXX)
 port=
 cleanup() {
