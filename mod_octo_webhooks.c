@@ -20,6 +20,7 @@
 #include "owh_handler.h"
 #include "owh_dispatcher.h"
 #include "owh_log.h"
+#include "owh_log_httpd.h"
 
 module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 
@@ -57,6 +58,7 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 
     /* httpd runs the config twice at startup; connect only on the real pass. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
+    owh_log_httpd_install(s);
 
     for (x = s; x; x = x->next) {
         owh_srv_conf_t *sc = owh_config_srv_get(x);
@@ -84,6 +86,7 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
 static void owh_child_init(apr_pool_t *pchild, server_rec *s)
 {
     server_rec *x, *y;
+    owh_log_httpd_install(s);
     for (x = s; x; x = x->next) {
         owh_srv_conf_t *sc = owh_config_srv_get(x);
         owh_store_params_t params;

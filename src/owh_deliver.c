@@ -79,24 +79,6 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-apr_status_t owh_deliver_retry_after(const char *value, apr_time_t now, apr_interval_time_t max,
-                                     apr_interval_time_t *pdelay)
-{
-    apr_interval_time_t d;
-    if (!value || !*value) return APR_EINVAL;
-    if (strspn(value, "0123456789") == strlen(value)) {
-        if (strlen(value) > 9) d = max;                     /* beyond any bound anyway */
-        else d = apr_time_from_sec(atoi(value));
-    }
-    else {
-        apr_time_t when = apr_date_parse_http(value);
-        if (when == APR_DATE_BAD) return APR_EINVAL;
-        d = when - now;
-    }
-    *pdelay = d < 0 ? 0 : d > max ? max : d;
-    return APR_SUCCESS;
-}
-
 /* Every socket libcurl opens passes the SSRF guard with the address it is
  * about to connect to: what DNS said at connect time is what is judged. */
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)

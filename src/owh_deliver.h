@@ -7,6 +7,7 @@
 
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include "owh_outcome.h"
 
 typedef struct owh_deliver_t owh_deliver_t;
 
@@ -33,11 +34,8 @@ typedef struct owh_transfer_result_t {
 /* Called once per finished transfer; the transfer's pool is destroyed after. */
 typedef void owh_deliver_done_fn(void *ctx, void *baton, const owh_transfer_result_t *res);
 
-/* Retry-After (delay-seconds or an HTTP-date) as a delay from now, clamped to
- * [0, max]; APR_EINVAL if it is neither. */
-apr_status_t owh_deliver_retry_after(const char *value, apr_time_t now, apr_interval_time_t max,
-                                     apr_interval_time_t *pdelay);
-
+/* Retry-After parsing is part of an attempt's outcome (owh_outcome.h). */
+#define owh_deliver_retry_after owh_outcome_retry_after
 
 apr_status_t owh_deliver_create(owh_deliver_t **pd, const owh_deliver_params_t *params, apr_pool_t *p);
 

@@ -77,7 +77,8 @@ json_t *owh_diff(const json_t *was, const json_t *now, apr_pool_t *p)
     json_t *ops = owh_json_pool_own(json_array(), p);
     apr_pool_t *scratch;
     if (!was || !now) return ops;
-    apr_pool_create(&scratch, p);       /* the paths of unchanged members */
+    if (apr_pool_create(&scratch, p) != APR_SUCCESS) return NULL;
+    apr_pool_tag(scratch, "owh_diff_scratch");  /* the paths of unchanged members */
     diff_value(ops, "", was, now, scratch);
     apr_pool_destroy(scratch);
     return ops;

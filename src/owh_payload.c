@@ -101,7 +101,7 @@ apr_status_t owh_payload_view_make(owh_event_view_t **pv, const char *event_type
             previous = owh_json_pool_own(json_loads(previous_json, 0, &jerr), p);
             if (previous) owh_diff_strip_card_payments(previous);
         }
-        v->diff = owh_diff(previous, v->object, p);
+        if (!(v->diff = owh_diff(previous, v->object, p))) return APR_ENOMEM;
     }
     v->language = language && *language ? owh_payload_language_tag(apr_pstrdup(p, language))
                                         : owh_payload_contact_language(v->object, p);

@@ -6,6 +6,7 @@
 
 #include "owh_queue.h"
 #include "owh_json.h"
+#include "owh_log.h"
 
 static const char *opt_value(PGresult *res, int row, int col, apr_pool_t *p)
 {
@@ -57,6 +58,9 @@ apr_status_t owh_queue_claim(owh_db_t *db, const owh_claim_params_t *cp, apr_arr
         j->claimed_at = now;
         APR_ARRAY_PUSH(jobs, owh_job_t *) = j;
     }
+    owh_log_perror(OWH_LOG_MARK, OWH_LOG_TRACE1, 0, p, OWHLOGNO(00601)
+                   "claim: %d of at most %d, %d webhooks held by a cap, next due in %" APR_TIME_T_FMT " ms",
+                   jobs->nelts, cp->limit, info->held, info->next_in < 0 ? -1 : info->next_in / 1000);
     owh_store_clear(res, p);
     return APR_SUCCESS;
 }
@@ -92,6 +96,7 @@ apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results,
     args[0] = owh_json_dump(arr, &len, p);
     args[1] = owner;
     args[2] = owh_store_interval(disable_after, p);
+    owh_log_perror(OWH_LOG_MARK, OWH_LOG_TRACE1, 0, p, OWHLOGNO(00602) "complete: %d outcomes", results->nelts);
     /* Outcomes apply only while our lease holds; the attempt is recorded
      * either way, because it happened. */
     return owh_store_query(NULL, db, p,
@@ -113,6 +118,8 @@ apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
     }
     args[0] = owh_json_dump(arr, &len, p);
     args[1] = owh_store_interval(delay, p);
+    owh_log_perror(OWH_LOG_MARK, OWH_LOG_TRACE1, 0, p, OWHLOGNO(00603)
+                   "release: %d claims handed back, due in %" APR_TIME_T_FMT " ms", jobs->nelts, delay / 1000);
     return owh_store_query(NULL, db, p,
         "UPDATE octo_webhooks.deliveries d"
         "   SET next_attempt_at = clock_timestamp() + $2::interval, claim_id = NULL"
@@ -131,5 +138,24 @@ apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const cha
     if (rv != APR_SUCCESS) return rv;
     *pprevious = PQntuples(res) == 1 ? opt_value(res, 0, 0, p) : NULL;
     owh_store_clear(res, p);
+    return APR_SUCCESS;
+}
+
+apr_status_t owh_queue_listen(owh_db_t *db, apr_pool_t *p)
+{
+    return owh_store_query(NULL, db, p, "LISTEN octo_webhooks", 0, NULL);
+}
+
+apr_status_t owh_queue_notified(owh_db_t *db, int *wake)
+{
+    PGnotify *n;
+    if (!PQconsumeInput(db->pg)) {
+        db->broken = 1;
+        return OWH_STORE_EUNAVAIL;
+    }
+    while ((n = PQnotifies(db->pg))) {
+        *wake = 1;
+        PQfreemem(n);
+    }
     return APR_SUCCESS;
 }

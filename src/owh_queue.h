@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include "owh_store.h"
+#include "owh_outcome.h"
 
 typedef struct owh_job_t {
     const char *delivery_id;
@@ -28,21 +29,6 @@ typedef struct owh_job_t {
     int sample;                  /* a trigger route's sample object: never resolved */
     apr_time_t claimed_at;
 } owh_job_t;
-
-typedef enum { OWH_OUTCOME_SUCCEEDED, OWH_OUTCOME_RETRY, OWH_OUTCOME_FAILED } owh_outcome_e;
-
-typedef struct owh_result_t {
-    const char *delivery_id, *claim_id;
-    int attempt;                 /* 1-based number of this attempt */
-    apr_time_t started;
-    int status_code;             /* 0 when no HTTP answer */
-    int latency_ms;
-    const char *excerpt;         /* response body head, valid UTF-8, or NULL */
-    const char *error;           /* or NULL */
-    owh_outcome_e outcome;
-    apr_interval_time_t retry_in;/* for OWH_OUTCOME_RETRY */
-    int gone;                    /* the endpoint answered 410: deactivate the webhook */
-} owh_result_t;
 
 /* What bounds a claim besides its size. */
 typedef struct owh_claim_params_t {
@@ -81,5 +67,12 @@ apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const cha
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
                                apr_interval_time_t delay, apr_pool_t *p);
 
+
+/* LISTENs on the queue's channel: emit(), complete() and recover() NOTIFY it. */
+apr_status_t owh_queue_listen(owh_db_t *db, apr_pool_t *p);
+
+/* Reads what arrived on the connection; *wake = 1 if a NOTIFY came (also one
+ * that arrived with a statement's result). Not APR_SUCCESS: the connection broke. */
+apr_status_t owh_queue_notified(owh_db_t *db, int *wake);
 
 #endif

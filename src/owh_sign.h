@@ -6,6 +6,8 @@
 #define OWH_SIGN_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
 
 #define OWH_SECRET_PREFIX     "whsec_"
 #define OWH_SECRET_MIN_BYTES  24
@@ -21,5 +23,13 @@ apr_status_t owh_sign_secret_check(const char *secret, const char **perr);
 /* "v1,<base64>" for one secret, or NULL if the secret is malformed. */
 const char *owh_sign_signature(const char *secret, const char *msg_id, const char *timestamp,
                                const char *body, apr_size_t len, apr_pool_t *p);
+
+/* Appends the Standard Webhooks headers of a delivery to headers
+ * (owh_header_t): webhook-id msg_<delivery_id>, webhook-timestamp of now, and
+ * with a secret webhook-signature (both secrets during a rotation).
+ * APR_EINVAL if a secret is malformed. */
+apr_status_t owh_sign_headers(apr_array_header_t *headers, const char *delivery_id, apr_time_t now,
+                              const char *secret, const char *secret_previous,
+                              const char *body, apr_size_t len, apr_pool_t *p);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "owh_store.h"
 #include "owh_sql.h"
+#include "owh_log.h"
 
 struct owh_store_t {
     apr_pool_t *pool;
@@ -66,6 +67,7 @@ static apr_status_t db_construct(void **resource, void *params, apr_pool_t *rpoo
     apr_status_t rv;
 
     if ((rv = apr_pool_create(&p, rpool)) != APR_SUCCESS) return rv;
+    apr_pool_tag(p, "owh_store_conn");
     db = apr_pcalloc(p, sizeof(*db));
     db->store = st;
     db->pool = p;
@@ -192,6 +194,8 @@ again:
         /* The server went away (restart, failover, idle kill). Outside a
          * transaction nothing was half done on this session: reconnect once. */
         db->errmsg = pg_text(PQerrorMessage(db->pg), p);
+        owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00611) "connection lost: %s%s", db->errmsg,
+                       !db->in_tx && !db->used && !retried ? " (reconnecting once)" : "");
         if (res) PQclear(res);
         if (!db->in_tx && !db->used && !retried) {
             retried = 1;
@@ -213,10 +217,22 @@ again:
         db->sqlstate = state ? apr_pstrdup(p, state) : "XX000";
         db->errmsg = pg_text(res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
                                  : PQerrorMessage(db->pg), p);
+        owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00610) "statement failed (SQLSTATE %s): %s",
+                       db->sqlstate, db->errmsg);
         if (res) PQclear(res);
         return APR_EGENERAL;
     }
     }
+}
+
+int owh_store_usable(const owh_db_t *db)
+{
+    return db->pg && !db->broken && PQstatus(db->pg) == CONNECTION_OK;
+}
+
+int owh_store_socket(const owh_db_t *db)
+{
+    return db->pg ? PQsocket(db->pg) : -1;
 }
 
 apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p)
@@ -271,7 +287,8 @@ apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *pool)
     int have = 0, locked = 0;
     apr_status_t rv;
 
-    apr_pool_create(&p, pool);
+    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) return rv;
+    apr_pool_tag(p, "owh_store_migrate");
     if ((rv = current_version(&have, db, p)) != APR_SUCCESS) goto leave;
     if (have >= owh_store_schema_version()) goto leave;     /* the usual case */
 

@@ -65,6 +65,11 @@ const char *owh_store_interval(apr_interval_time_t t, apr_pool_t *p);
 /* Clears a result now (before its pool). */
 void owh_store_clear(PGresult *res, apr_pool_t *p);
 
+/* Whether the connection can still be used (not broken, libpq says OK). */
+int owh_store_usable(const owh_db_t *db);
+/* The connection's socket, to wait on beside other work (-1: none). */
+int owh_store_socket(const owh_db_t *db);
+
 apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p);
 apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p);
 apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p);

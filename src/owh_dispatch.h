@@ -1,0 +1,124 @@
+/* owh_dispatch.h — the dispatcher process's insides, shared by its rooms:
+ *   owh_supervise.c  the parent's side: fork, respawn, stop (httpd glue)
+ *   owh_dispatcher.c the child's main loop: claim, record, LISTEN, shut down
+ *   owh_jobs.c       a claimed row to a transfer to a recorded outcome
+ *   owh_resolve.c    resolve mode: fetches from the supplier's OCTO API
+ * The pure parts live in the core: outcome and next delay (owh_outcome),
+ * signed headers (owh_sign), payloads and diffs (owh_payload, owh_diff).
+ * Not for the handler: it and the dispatcher meet only in PostgreSQL. */
+#ifndef OWH_DISPATCH_H
+#define OWH_DISPATCH_H
+
+#include <apr_hash.h>
+#include <httpd.h>
+#include <http_log.h>
+
+#include "owh_config.h"
+#include "owh_store.h"
+#include "owh_queue.h"
+#include "owh_deliver.h"
+#include "owh_payload.h"
+#include "owh_outcome.h"
+#include "owh_log.h"
+
+APLOG_USE_MODULE(octo_webhooks);
+
+/* The child's state: one loop per dispatcher process. */
+typedef struct loop_t {
+    server_rec *s;
+    owh_srv_conf_t *sc;
+    apr_pool_t *pool;
+    const char *owner;              /* host:pid, recorded with claims and attempts */
+    owh_db_t *db;
+    apr_pool_t *dbpool;
+    owh_deliver_t *deliver;
+    json_t *supplier;               /* from the directives */
+    apr_array_header_t *waiting;    /* job_t *: claimed, waiting for a host slot */
+    apr_hash_t *hosts;              /* host -> int * in flight */
+    apr_pool_t *respool;
+    apr_array_header_t *results;    /* owh_result_t *: to record */
+    apr_time_t results_since;       /* when the oldest unrecorded outcome came */
+    apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
+    int claimed;                    /* running + waiting */
+    int held;                       /* the last claim left due work behind a cap */
+    apr_pool_t *viewpool;           /* event views, shared by an event's deliveries */
+    apr_hash_t *views;              /* event id (or resolve view key) -> owh_event_view_t * */
+    apr_size_t view_bytes;          /* JSON text the cached views were made from */
+    apr_hash_t *fetches;            /* resolve view key -> fetch_t * in flight */
+    int resolving;                  /* claimed jobs waiting for a fetch */
+} loop_t;
+
+
+/* A claimed delivery on its way: built, waiting for its host, in flight. */
+typedef struct job_t {
+    apr_pool_t *pool;               /* the job's and its transfer's memory */
+    owh_job_t *job;
+    owh_webhook_t *wh;
+    const char *host;
+    const char *body;
+    apr_size_t len;
+    apr_array_header_t *headers;
+    const char *unsendable;         /* why it can never be sent (recorded as failed) */
+    json_t *supplier;
+    const char *view_key;           /* resolve mode: the view it waits for, or NULL */
+} job_t;
+
+/* Resolve mode: one fetch from the supplier's API per distinct view (event,
+ * capabilities, language); the deliveries needing that view wait on it. */
+typedef struct fetch_t {
+    apr_pool_t *pool;               /* the fetch's own, until its waiters are served (each
+                                     * request runs in a transfer pool of its own) */
+    const char *key;                /* L->views key */
+    const char *state_key;          /* resolved_states key: type/object|caps|language */
+    const char *what;               /* "GET https://.../bookings/x", for errors */
+    const char *language;           /* sent as Accept-Language, or NULL */
+    int contact;                    /* wants the booking contact's language, not known yet:
+                                     * fetched without, then again with the contact's locale */
+    owh_event_e type;
+    const char *method, *url, *body, *caps;
+    apr_size_t len;
+    const char *availability_id;    /* the item to pick from POST /availability */
+    const char *event_id, *event_at;
+    apr_array_header_t *waiters;    /* job_t * */
+} fetch_t;
+
+/* The language part of a resolve view key when the booking contact's locale
+ * is wanted (learnt from a first fetch). */
+#define CONTACT_LANGUAGE "@contact"
+
+/* A tagged sub-pool. The dispatcher's root pool has an abort function (out
+ * of memory: log, exit, respawned by the parent), inherited by every pool
+ * under it, so creating one cannot fail silently. */
+static APR_INLINE apr_pool_t *owh_dsp_pool(apr_pool_t *parent, const char *tag)
+{
+    apr_pool_t *p = NULL;
+    if (apr_pool_create(&p, parent) != APR_SUCCESS) abort();     /* not reached: abort_fn exits */
+    apr_pool_tag(p, tag);
+    return p;
+}
+
+/* owh_dispatcher.c: the child's entry; returns its exit code. */
+#define OWH_DISPATCHER_STARTUP_ERROR 3      /* cannot start at all: do not respawn */
+int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t delay);
+
+/* owh_jobs.c */
+job_t *owh_jobs_prepare(loop_t *L, owh_job_t *src);
+void owh_jobs_finish(loop_t *L, job_t *j, const owh_event_view_t *view);
+void owh_jobs_dispatch(loop_t *L, job_t *j);
+void owh_jobs_start(loop_t *L, job_t *j);
+void owh_jobs_start_waiting(loop_t *L);
+void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh_transfer_result_t *res,
+                     apr_time_t started, int latency_ms);
+void owh_jobs_fail(loop_t *L, job_t *j, const char *why, apr_time_t started, int latency_ms);
+void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res);
+int *owh_jobs_host_count(loop_t *L, const char *host);
+owh_event_view_t *owh_jobs_cache_view(loop_t *L, const char *key, const char *event_type,
+                                      const char *event_id, const char *event_at, const char *object,
+                                      const char *previous, const char *language);
+const char *owh_jobs_language(const owh_job_t *src, const owh_webhook_t *wh);
+const char *owh_jobs_caps(const owh_webhook_t *wh, apr_pool_t *p);
+
+/* owh_resolve.c: parks j on the fetch of its view (starting it if needed). */
+void owh_resolve_attach(loop_t *L, job_t *j);
+
+#endif

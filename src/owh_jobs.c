@@ -1,0 +1,278 @@
+/* owh_jobs.c — the dispatcher's jobs: a claimed row becomes a job (its
+ * webhook, host, event view, body and signed headers), waits for a slot of its
+ * host, runs as a libcurl transfer and ends as a recorded outcome. Owns the
+ * per-event view cache (one diff and object per event, shared by all its
+ * deliveries). See owh_dispatch.h. */
+#include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_uri.h>
+#include <httpd.h>
+#include <http_log.h>
+
+#include "owh_dispatch.h"
+#include "owh_sign.h"
+#include "owh_json.h"
+
+/* Views outlive a batch (an event's deliveries may be claimed in several);
+ * the cache starts over when it grows past this many events or this much
+ * JSON (parsed, about four times as much memory). Only jobs already built
+ * used the views, so clearing is safe between builds. */
+#define VIEW_CACHE_MAX       4096
+#define VIEW_CACHE_MAX_BYTES (16 * 1024 * 1024)
+
+static void view_cache_make_room(loop_t *L, apr_size_t adding)
+{
+    if (apr_hash_count(L->views) < VIEW_CACHE_MAX && L->view_bytes + adding <= VIEW_CACHE_MAX_BYTES) {
+        L->view_bytes += adding;
+        return;
+    }
+    apr_pool_clear(L->viewpool);
+    L->views = apr_hash_make(L->viewpool);
+    L->view_bytes = adding;
+}
+
+/* Makes a view and caches it under key (both copied into the cache). */
+owh_event_view_t *owh_jobs_cache_view(loop_t *L, const char *key, const char *event_type, const char *event_id,
+                                    const char *event_at, const char *object, const char *previous,
+                                    const char *language)
+{
+    owh_event_view_t *v;
+    view_cache_make_room(L, strlen(object) + (previous ? strlen(previous) : 0));
+    if (owh_payload_view_make(&v, event_type, apr_pstrdup(L->viewpool, event_id),
+                              apr_pstrdup(L->viewpool, event_at), object, previous, language,
+                              L->viewpool) != APR_SUCCESS)
+        return NULL;
+    apr_hash_set(L->views, apr_pstrdup(L->viewpool, key), APR_HASH_KEY_STRING, v);
+    return v;
+}
+
+/* The event's view (object, diff, language), computed once per event. */
+static owh_event_view_t *event_view(loop_t *L, const owh_job_t *src)
+{
+    owh_event_view_t *v = apr_hash_get(L->views, src->event_id, APR_HASH_KEY_STRING);
+    return v ? v : owh_jobs_cache_view(L, src->event_id, src->event_type, src->event_id, src->event_at,
+                              src->object_json, src->previous_json, src->language);
+}
+
+int *owh_jobs_host_count(loop_t *L, const char *host)
+{
+    int *n = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
+    if (!n) {
+        n = apr_pcalloc(L->pool, sizeof(*n));
+        apr_hash_set(L->hosts, apr_pstrdup(L->pool, host), APR_HASH_KEY_STRING, n);
+    }
+    return n;
+}
+
+void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh_transfer_result_t *res,
+                     apr_time_t started, int latency_ms)
+{
+    owh_result_t *r = apr_pcalloc(L->respool, sizeof(*r));
+    owh_outcome_policy_t pol;
+
+    r->delivery_id = apr_pstrdup(L->respool, j->job->delivery_id);
+    r->claim_id = apr_pstrdup(L->respool, j->job->claim_id);
+    r->webhook_id = j->wh ? apr_pstrdup(L->respool, j->wh->id) : NULL;
+    r->attempt = j->job->attempts + 1;
+    r->started = started;
+    r->status_code = code;
+    r->latency_ms = latency_ms;
+    if (res && res->excerpt_len) r->excerpt = owh_outcome_clean_text(res->excerpt, res->excerpt_len, L->respool);
+    if (error) r->error = owh_outcome_clean_text(error, strlen(error), L->respool);
+    pol.delays = L->sc->retry_delays;
+    pol.retry_on_error = j->wh && j->wh->retry_on_error;
+    pol.sendable = j->wh && !j->unsendable;
+    pol.max_retry_after = L->sc->max_retry_after;
+    pol.now = apr_time_now();
+    pol.jitter = (double)random() / ((double)RAND_MAX + 1);
+    owh_outcome_decide(r, &pol, res ? res->retry_after : NULL, L->respool);
+    /* One line per attempt at LogLevel octo_webhooks:debug (never the URL,
+     * headers or bodies: they may carry credentials). */
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, L->s, OWHLOGNO(00520)
+                 "attempt: webhook %s delivery %s #%d status %d latency %d ms: %s%s%s",
+                 r->webhook_id ? r->webhook_id : "-", r->delivery_id, r->attempt, r->status_code,
+                 r->latency_ms, r->outcome == OWH_OUTCOME_SUCCEEDED ? "succeeded"
+                 : r->outcome == OWH_OUTCOME_FAILED ? "failed" : "retry",
+                 r->error ? ", " : "", r->error ? r->error : "");
+    if (!L->results->nelts) L->results_since = apr_time_now();
+    APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
+}
+
+static void inflight_remove(loop_t *L, job_t *j)
+{
+    int i;
+    for (i = 0; i < L->inflight->nelts; ++i)
+        if (APR_ARRAY_IDX(L->inflight, i, job_t *) == j) {
+            APR_ARRAY_IDX(L->inflight, i, job_t *) = APR_ARRAY_IDX(L->inflight, L->inflight->nelts - 1, job_t *);
+            L->inflight->nelts--;
+            return;
+        }
+}
+
+void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
+{
+    loop_t *L = ctx;
+    job_t *j = baton;
+    (*owh_jobs_host_count(L, j->host))--;
+    L->claimed--;
+    inflight_remove(L, j);      /* j's pool is destroyed after this returns */
+    owh_jobs_record(L, j, res->status_code, res->error, res, res->started, res->latency_ms);
+}
+
+/* Whether a webhook's object for this event comes from the supplier's API. */
+static int resolves(loop_t *L, const owh_job_t *src, const owh_webhook_t *wh)
+{
+    owh_event_e ev = owh_event_parse(src->event_type);
+    /* a subscription's thin payload needs only the identifiers; a trigger's
+     * sample object is sent as it is */
+    return wh->dialect == OWH_DIALECT_OCTO && !src->sample && (L->sc->resolve & (1 << ev));
+}
+
+/* The language part of a webhook's view: none, the event's, or "@contact"
+ * (the booking contact's, learnt from a first fetch). */
+const char *owh_jobs_language(const owh_job_t *src, const owh_webhook_t *wh)
+{
+    const char *tag;
+    if (!wh->use_contact_language) return "";
+    tag = owh_payload_language_tag(src->language);
+    return tag ? tag : CONTACT_LANGUAGE;
+}
+
+const char *owh_jobs_caps(const owh_webhook_t *wh, apr_pool_t *p)
+{
+    return wh->capabilities->nelts ? apr_array_pstrcat(p, wh->capabilities, ',') : "";
+}
+
+/* Turns a claimed row into a job: the webhook, its host, the supplier, and
+ * (unless it waits for a resolve-mode fetch, j->view_key) a ready body. */
+
+job_t *owh_jobs_prepare(loop_t *L, owh_job_t *src)
+{
+    apr_pool_t *p;
+    job_t *j;
+    owh_job_t *c;
+    apr_uri_t uri;
+    owh_event_view_t *view;
+    apr_status_t rv;
+
+    p = owh_dsp_pool(L->pool, "owh_dsp_job");
+    j = apr_pcalloc(p, sizeof(*j));
+    j->pool = p;
+    j->job = c = apr_pmemdup(p, src, sizeof(*src));
+    c->delivery_id = apr_pstrdup(p, src->delivery_id);
+    c->claim_id = apr_pstrdup(p, src->claim_id);
+    c->language = src->language ? apr_pstrdup(p, src->language) : NULL;
+    c->event_id = apr_pstrdup(p, src->event_id);
+    c->event_at = apr_pstrdup(p, src->event_at);
+    c->event_type = apr_pstrdup(p, src->event_type);
+    c->object_key = apr_pstrdup(p, src->object_key);
+    c->object_json = apr_pstrdup(p, src->object_json);
+    c->secret = src->secret ? apr_pstrdup(p, src->secret) : NULL;
+    c->secret_previous = src->secret_previous ? apr_pstrdup(p, src->secret_previous) : NULL;
+    c->previous_json = NULL;          /* the rest of the row stays with the claim */
+    c->connection_id = NULL;
+    c->webhook_json = NULL;
+    c->supplier_json = NULL;
+    j->host = "";
+    if ((rv = owh_payload_webhook_parse(&j->wh, src->webhook_json, p)) != APR_SUCCESS) {
+        j->wh = NULL;
+        return j;
+    }
+    if (apr_uri_parse(p, j->wh->url, &uri) == APR_SUCCESS && uri.hostname)
+        j->host = apr_psprintf(p, "%s:%s", uri.hostname, uri.port_str ? uri.port_str : uri.scheme);
+    j->supplier = L->supplier;
+    if (src->supplier_json) {
+        json_error_t jerr;
+        j->supplier = owh_json_pool_own(json_loads(src->supplier_json, 0, &jerr), p);
+    }
+    if (resolves(L, src, j->wh)) {
+        j->view_key = apr_pstrcat(p, src->event_id, "|", owh_jobs_caps(j->wh, p), "|", owh_jobs_language(src, j->wh), NULL);
+        if (!(view = apr_hash_get(L->views, j->view_key, APR_HASH_KEY_STRING))) return j;
+    }
+    else if (!(view = event_view(L, src))) {
+        j->unsendable = "the payload could not be built";
+        return j;
+    }
+    owh_jobs_finish(L, j, view);
+    return j;
+}
+
+/* Builds the body and headers of a job from its event's view. */
+void owh_jobs_finish(loop_t *L, job_t *j, const owh_event_view_t *view)
+{
+    apr_pool_t *p = j->pool;
+    owh_job_t *c = j->job;
+    owh_header_t *h;
+
+    if (owh_payload_build(&j->body, &j->len, j->wh, view, j->supplier, p) != APR_SUCCESS) {
+        j->unsendable = "the payload could not be built";
+        return;
+    }
+    if (j->len > L->sc->max_payload) {
+        j->unsendable = apr_psprintf(p, "the payload is %" APR_SIZE_T_FMT " bytes, over "
+                                     "OctoWebhooksMaxPayloadSize (%" APR_SIZE_T_FMT ")",
+                                     j->len, L->sc->max_payload);
+        return;
+    }
+    j->headers = apr_array_copy(p, j->wh->headers);
+    if (owh_sign_headers(j->headers, c->delivery_id, apr_time_now(), c->secret, c->secret_previous,
+                         j->body, j->len, p) != APR_SUCCESS) {
+        j->unsendable = "the webhook's signing secret is malformed";
+        return;
+    }
+    if (j->wh->use_contact_language && view->language) {
+        h = &APR_ARRAY_PUSH(j->headers, owh_header_t);
+        h->name = "Content-Language";
+        h->value = apr_pstrdup(p, view->language);
+    }
+}
+
+void owh_jobs_start(loop_t *L, job_t *j)
+{
+    apr_time_t now = apr_time_now();
+    (*owh_jobs_host_count(L, j->host))++;
+    if (owh_deliver_start(L->deliver, j->wh->url, j->headers, j->body, j->len, j, j->pool)
+        != APR_SUCCESS) {
+        (*owh_jobs_host_count(L, j->host))--;
+        L->claimed--;
+        owh_jobs_record(L, j, 0, "the request could not be prepared (invalid URL?)", NULL, now, 0);
+        apr_pool_destroy(j->pool);
+        return;
+    }
+    APR_ARRAY_PUSH(L->inflight, job_t *) = j;
+}
+
+/* Starts waiting jobs whose host has a free slot. */
+void owh_jobs_start_waiting(loop_t *L)
+{
+    int i, kept = 0;
+    for (i = 0; i < L->waiting->nelts; ++i) {
+        job_t *j = APR_ARRAY_IDX(L->waiting, i, job_t *);
+        if (*owh_jobs_host_count(L, j->host) < L->sc->max_per_host) owh_jobs_start(L, j);
+        else APR_ARRAY_IDX(L->waiting, kept++, job_t *) = j;
+    }
+    L->waiting->nelts = kept;
+}
+
+/* A job ready or failed: start it, let it wait for its host, or record why
+ * it cannot be sent. */
+void owh_jobs_dispatch(loop_t *L, job_t *j)
+{
+    if (!j->wh || j->unsendable) {
+        L->claimed--;
+        owh_jobs_record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable", NULL, apr_time_now(), 0);
+        apr_pool_destroy(j->pool);
+    }
+    else if (*owh_jobs_host_count(L, j->host) < L->sc->max_per_host) owh_jobs_start(L, j);
+    else APR_ARRAY_PUSH(L->waiting, job_t *) = j;
+}
+
+/* An attempt that could not get its object: recorded as a failed attempt,
+ * retried on the webhook's schedule like an endpoint failure. */
+void owh_jobs_fail(loop_t *L, job_t *j, const char *why, apr_time_t started, int latency_ms)
+{
+    L->claimed--;
+    owh_jobs_record(L, j, 0, why, NULL, started, latency_ms);
+    apr_pool_destroy(j->pool);
+}
+
