@@ -5,6 +5,7 @@
 #include <apr_thread_mutex.h>
 
 #include "owh_store.h"
+#include "owh_store_array.h"
 #include "owh_sql.h"
 #include "owh_log.h"
 
@@ -350,7 +351,7 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
     if (PQntuples(res) != 1) rv = APR_NOTFOUND;
     else {
         *pconnection = apr_pstrdup(p, PQgetvalue(res, 0, 0));
-        rv = owh_caps_from_pg_array(pabilities, PQgetvalue(res, 0, 1), p);
+        rv = owh_store_array_parse(pabilities, PQgetvalue(res, 0, 1), p);
     }
     owh_store_clear(res, p);
     return rv;

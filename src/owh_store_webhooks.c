@@ -4,6 +4,7 @@
 #include <apr_strings.h>
 
 #include "owh_store.h"
+#include "owh_store_array.h"
 
 #define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text, capabilities," \
     " secret IS NOT NULL, disabled_reason," \
@@ -23,7 +24,7 @@ static const char *types_to_pg(const owh_webhook_t *wh, apr_pool_t *p)
     names = apr_array_make(p, wh->types->nelts, sizeof(const char *));
     for (i = 0; i < wh->types->nelts; ++i)
         APR_ARRAY_PUSH(names, const char *) = owh_event_name(APR_ARRAY_IDX(wh->types, i, owh_event_e));
-    return owh_caps_to_pg_array(names, p);
+    return owh_store_array_format(names, p);
 }
 
 static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, apr_pool_t *p)
@@ -39,7 +40,7 @@ static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, 
     wh->use_contact_language = !strcmp(PQgetvalue(res, row, 5), "t");
     if ((rv = owh_headers_from_json_text(&wh->headers, PQgetvalue(res, row, 6), p)) != APR_SUCCESS)
         return rv;
-    if ((rv = owh_caps_from_pg_array(&wh->capabilities, PQgetvalue(res, row, 7), p)) != APR_SUCCESS)
+    if ((rv = owh_store_array_parse(&wh->capabilities, PQgetvalue(res, row, 7), p)) != APR_SUCCESS)
         return rv;
     wh->has_secret = !strcmp(PQgetvalue(res, row, 8), "t");
     if (!PQgetisnull(res, row, 9)) wh->disabled_reason = apr_pstrdup(p, PQgetvalue(res, row, 9));
@@ -48,7 +49,7 @@ static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, 
         apr_array_header_t *names;
         int i;
         wh->dialect = OWH_DIALECT_NOTIFICATIONS;
-        if ((rv = owh_caps_from_pg_array(&names, PQgetvalue(res, row, 12), p)) != APR_SUCCESS) return rv;
+        if ((rv = owh_store_array_parse(&names, PQgetvalue(res, row, 12), p)) != APR_SUCCESS) return rv;
         wh->types = apr_array_make(p, names->nelts, sizeof(owh_event_e));
         for (i = 0; i < names->nelts; ++i)
             APR_ARRAY_PUSH(wh->types, owh_event_e) = owh_event_parse(APR_ARRAY_IDX(names, i, const char *));
@@ -80,7 +81,7 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
         connection, wh->event, owh_event_name(wh->event_type), wh->url,
         owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
         pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_caps_to_pg_array(wh->capabilities, p), wh->secret, dialect_name(wh->dialect),
+        owh_store_array_format(wh->capabilities, p), wh->secret, dialect_name(wh->dialect),
         types_to_pg(wh, p)
     };
     /* Connections from r->user mode have no token row yet. */
@@ -141,7 +142,7 @@ apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, cons
         wh->id, connection, wh->event, owh_event_name(wh->event_type), wh->url,
         owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
         pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_caps_to_pg_array(wh->capabilities, p), dialect_name(wh->dialect), types_to_pg(wh, p)
+        owh_store_array_format(wh->capabilities, p), dialect_name(wh->dialect), types_to_pg(wh, p)
     };
     if (!owh_uuid_valid(wh->id)) return APR_NOTFOUND;
     rv = owh_store_query(&res, db, p,

@@ -485,58 +485,6 @@ apr_status_t owh_headers_from_json_text(apr_array_header_t **pheaders, const cha
     return APR_SUCCESS;
 }
 
-const char *owh_caps_to_pg_array(const apr_array_header_t *caps, apr_pool_t *p)
-{
-    char *out, *o;
-    apr_size_t need = 3;
-    int i;
-    for (i = 0; caps && i < caps->nelts; ++i) need += 2 * strlen(APR_ARRAY_IDX(caps, i, const char *)) + 3;
-    out = o = apr_palloc(p, need);
-    *o++ = '{';
-    for (i = 0; caps && i < caps->nelts; ++i) {
-        const char *c = APR_ARRAY_IDX(caps, i, const char *);
-        if (i) *o++ = ',';
-        *o++ = '"';
-        for (; *c; ++c) {
-            if (*c == '"' || *c == '\\') *o++ = '\\';
-            *o++ = *c;
-        }
-        *o++ = '"';
-    }
-    *o++ = '}';
-    *o = '\0';
-    return out;
-}
-
-apr_status_t owh_caps_from_pg_array(apr_array_header_t **pcaps, const char *lit, apr_pool_t *p)
-{
-    apr_array_header_t *caps = apr_array_make(p, 4, sizeof(const char *));
-    const char *c = lit;
-    if (!c || *c++ != '{') return APR_EINVAL;
-    while (*c && *c != '}') {
-        char *buf = apr_palloc(p, strlen(c) + 1), *b = buf;
-        if (*c == '"') {
-            for (++c; *c && *c != '"'; ++c) {
-                if (*c == '\\' && c[1]) ++c;
-                *b++ = *c;
-            }
-            if (*c++ != '"') return APR_EINVAL;
-            *b = '\0';
-            APR_ARRAY_PUSH(caps, const char *) = buf;
-        }
-        else {
-            while (*c && *c != ',' && *c != '}') *b++ = *c++;
-            *b = '\0';
-            if (strcmp(buf, "NULL")) APR_ARRAY_PUSH(caps, const char *) = buf;
-        }
-        if (*c == ',') ++c;
-        else if (*c != '}') return APR_EINVAL;
-    }
-    if (*c != '}') return APR_EINVAL;
-    *pcaps = caps;
-    return APR_SUCCESS;
-}
-
 int owh_uuid_valid(const char *s)
 {
     int i;

@@ -128,9 +128,6 @@ json_t *owh_webhook_to_api_json(const owh_webhook_t *wh, apr_pool_t *p);
 const char *owh_headers_to_json_text(const apr_array_header_t *headers, apr_pool_t *p);
 apr_status_t owh_headers_from_json_text(apr_array_header_t **pheaders, const char *text, apr_pool_t *p);
 
-/* Capabilities <-> PostgreSQL text[] literal ({"octo/pricing","octo/cart"}). */
-const char *owh_caps_to_pg_array(const apr_array_header_t *caps, apr_pool_t *p);
-apr_status_t owh_caps_from_pg_array(apr_array_header_t **pcaps, const char *lit, apr_pool_t *p);
 
 /* 1 if s is an ISO 8601 date-time with a zone: YYYY-MM-DDTHH:MM:SS, optional
  * fraction, then Z or +HH:MM / -HH:MM. */

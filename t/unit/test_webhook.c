@@ -6,6 +6,7 @@
 
 #include "tap.h"
 #include "owh_webhook.h"
+#include "owh_store_array.h"
 #include "owh_json.h"
 #include "owh_crypto.h"
 #include "owh_payload.h"
@@ -43,7 +44,7 @@ static const char *caps(const char *hdr, owh_event_e ev)
     apr_array_header_t *a;
     const char *err = NULL;
     if (owh_capabilities_parse(&a, hdr, ev, &err, pool) != APR_SUCCESS) return "ERROR";
-    return owh_caps_to_pg_array(a, pool);
+    return owh_store_array_format(a, pool);
 }
 
 int main(void)
@@ -181,12 +182,12 @@ int main(void)
     tap_is_str(caps("a b", OWH_EVENT_BOOKING), "ERROR", "space inside a capability refused");
 
     /* storage encodings */
-    tap_ok(owh_caps_from_pg_array(&a, "{octo/pricing,\"octo/cart\"}", pool) == APR_SUCCESS && a->nelts == 2
+    tap_ok(owh_store_array_parse(&a, "{octo/pricing,\"octo/cart\"}", pool) == APR_SUCCESS && a->nelts == 2
            && !strcmp(APR_ARRAY_IDX(a, 1, const char *), "octo/cart"), "text[] with mixed quoting");
-    tap_ok(owh_caps_from_pg_array(&a, "{}", pool) == APR_SUCCESS && a->nelts == 0, "empty text[]");
-    tap_ok(owh_caps_from_pg_array(&a, "{\"a\\\"b\"}", pool) == APR_SUCCESS
+    tap_ok(owh_store_array_parse(&a, "{}", pool) == APR_SUCCESS && a->nelts == 0, "empty text[]");
+    tap_ok(owh_store_array_parse(&a, "{\"a\\\"b\"}", pool) == APR_SUCCESS
            && !strcmp(APR_ARRAY_IDX(a, 0, const char *), "a\"b"), "escaped quote in text[]");
-    tap_ok(owh_caps_from_pg_array(&a, "{a", pool) != APR_SUCCESS, "unterminated text[] refused");
+    tap_ok(owh_store_array_parse(&a, "{a", pool) != APR_SUCCESS, "unterminated text[] refused");
     tap_ok(owh_headers_from_json_text(&a, "{\"X-A\": \"1\", \"B\": \"\"}", pool) == APR_SUCCESS && a->nelts == 2,
            "headers from jsonb text");
     tap_ok(owh_headers_from_json_text(&a, "{\"X\": 1}", pool) != APR_SUCCESS, "non-string header in storage refused");
