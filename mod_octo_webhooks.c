@@ -21,13 +21,15 @@
 #include "owh_dispatcher.h"
 #include "owh_log.h"
 #include "owh_log_httpd.h"
+#include "owh_registry.h"
 
 module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 
 
 static int owh_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    return owh_config_finalize(s, pconf, plog) == APR_SUCCESS ? OK : !OK;
+    if (owh_config_finalize(s, pconf, plog) != APR_SUCCESS) return !OK;
+    return owh_registry_build(s, pconf) == APR_SUCCESS ? OK : !OK;
 }
 
 /* libpq messages go to the error log of the server that owns the pool, at
@@ -44,38 +46,25 @@ static void owh_store_log(void *baton, int is_error, apr_status_t rv, const char
                  OWHLOGNO(00001) "%s", msg);
 }
 
-/* Two servers share a pool when they name the same database with the same settings. */
-static int same_store_config(const owh_srv_conf_t *a, const owh_srv_conf_t *b)
-{
-    return !strcmp(a->conninfo, b->conninfo) && a->pool_max == b->pool_max
-        && a->pool_keep == b->pool_keep && a->pool_ttl == b->pool_ttl
-        && a->pool_wait == b->pool_wait && a->connect_timeout == b->connect_timeout;
-}
-
 static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    server_rec *x, *y;
+    const apr_array_header_t *dbs = owh_registry_entries();
+    int i;
 
     /* httpd runs the config twice at startup; connect only on the real pass. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
     owh_log_httpd_install(s);
-
-    for (x = s; x; x = x->next) {
-        owh_srv_conf_t *sc = owh_config_srv_get(x);
+    for (i = 0; dbs && i < dbs->nelts; ++i) {
+        owh_registry_entry_t *e = APR_ARRAY_IDX(dbs, i, owh_registry_entry_t *);
         owh_db_t *db = NULL;
-        apr_status_t rv;
-        int seen = 0;
-        for (y = s; y != x; y = y->next)
-            if (!strcmp(owh_config_srv_get(y)->conninfo, sc->conninfo)) { seen = 1; break; }
-        if (seen) continue;
         /* A database that is down now is not fatal: children migrate lazily
          * on their first connection and the API answers 503 meanwhile. */
-        rv = owh_store_connect(&db, sc->conninfo, sc->connect_timeout, ptemp);
+        apr_status_t rv = owh_store_connect(&db, e->conninfo, e->sc->connect_timeout, ptemp);
         if (rv == APR_SUCCESS)
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, x, OWHLOGNO(00002)
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, OWHLOGNO(00002)
                          "schema octo_webhooks is at version %d", owh_store_schema_version());
         else
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, x, OWHLOGNO(00003)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, OWHLOGNO(00003)
                          "database not ready at startup (%s); will retry on demand",
                          db && db->errmsg ? db->errmsg : "connection failed");
     }
@@ -83,32 +72,35 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
+/* One pool per database in each child, shared by the servers naming it. */
 static void owh_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    server_rec *x, *y;
+    const apr_array_header_t *dbs = owh_registry_entries();
+    server_rec *x;
+    int i;
     owh_log_httpd_install(s);
-    for (x = s; x; x = x->next) {
-        owh_srv_conf_t *sc = owh_config_srv_get(x);
+    for (i = 0; dbs && i < dbs->nelts; ++i) {
+        owh_registry_entry_t *e = APR_ARRAY_IDX(dbs, i, owh_registry_entry_t *);
         owh_store_params_t params;
         apr_status_t rv;
-        sc->store = NULL;
-        for (y = s; y != x; y = y->next) {
-            owh_srv_conf_t *prev = owh_config_srv_get(y);
-            if (prev->store && same_store_config(prev, sc)) { sc->store = prev->store; break; }
-        }
-        if (sc->store) continue;
         memset(&params, 0, sizeof(params));
-        params.conninfo = sc->conninfo;
-        params.connect_timeout = sc->connect_timeout;
-        params.keep = sc->pool_keep;
-        params.max = sc->pool_max;
-        params.ttl = sc->pool_ttl;
-        params.wait = sc->pool_wait;
+        params.conninfo = e->conninfo;
+        params.connect_timeout = e->sc->connect_timeout;
+        params.keep = e->sc->pool_keep;
+        params.max = e->sc->pool_max;
+        params.ttl = e->sc->pool_ttl;
+        params.wait = e->sc->pool_wait;
         params.log = owh_store_log;
-        params.log_baton = x;
-        if ((rv = owh_store_create(&sc->store, &params, pchild)) != APR_SUCCESS)
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, x, OWHLOGNO(00004)
+        params.log_baton = e->s;
+        e->store = NULL;
+        if ((rv = owh_store_create(&e->store, &params, pchild)) != APR_SUCCESS)
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, e->s, OWHLOGNO(00004)
                          "cannot create the database connection pool");
+    }
+    for (x = s; x; x = x->next) {
+        owh_srv_conf_t *sc = owh_config_srv_get(x);
+        owh_registry_entry_t *e = owh_registry_get(sc);
+        sc->store = e ? e->store : NULL;
     }
 }
 

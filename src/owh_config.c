@@ -33,7 +33,7 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_LEASE               apr_time_from_sec(60)
 #define DEF_POLL_INTERVAL       apr_time_from_sec(2)
 #define DEF_RESPONSE_CAP        1024
-#define DEF_WEBHOOK_CONCURRENCY 1
+#define DEF_WEBHOOK_CONCURRENCY 16      /* see README: Caps */
 #define DEF_WEBHOOK_RATE        0
 #define DEF_MAX_RETRY_AFTER     apr_time_from_sec(3600)
 #define DEF_DISABLE_AFTER       apr_time_from_sec(5 * 86400)
@@ -254,6 +254,8 @@ static const char *set_allow_network(cmd_parms *cmd, void *d, const char *arg)
     if (!sc->allow_networks) sc->allow_networks = owh_netguard_make(cmd->pool);
     if ((err = owh_netguard_allow(sc->allow_networks, arg, cmd->pool)))
         return apr_psprintf(cmd->pool, "OctoWebhooksAllowNetworks: %s", err);
+    sc->allow_networks_text = sc->allow_networks_text
+        ? apr_pstrcat(cmd->pool, sc->allow_networks_text, " ", arg, NULL) : apr_pstrdup(cmd->pool, arg);
     return NULL;
 }
 
@@ -326,7 +328,7 @@ const command_rec owh_config_cmds[] = {
         "networks deliveries may reach although private, loopback or reserved "
         "(e.g. 127.0.0.1/32 ::1; default: none — the SSRF guard refuses them all)"),
     AP_INIT_TAKE1("OctoWebhooksWebhookConcurrency", set_webhook_concurrency, NULL, RSRC_CONF,
-        "deliveries in flight to one webhook, all hosts together (default 1: strictly one "
+        "deliveries in flight to one webhook, all hosts together (default 16; 1: strictly one "
         "at a time; deliveries of one object are in event order whatever the value)"),
     AP_INIT_TAKE1("OctoWebhooksWebhookRate", set_webhook_rate, NULL, RSRC_CONF,
         "deliveries per second to one webhook at most, all hosts together (default 0: no cap)"),
@@ -413,6 +415,7 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(supplier_reference);
     MERGE_PTR(supplier_website);
     MERGE_PTR(allow_networks);
+    MERGE_PTR(allow_networks_text);
     MERGE_INT(webhook_concurrency);
     MERGE_INT(webhook_rate);
     MERGE_TIME(max_retry_after);

@@ -40,6 +40,7 @@ typedef struct owh_srv_conf_t {
     apr_size_t response_cap;            /* bytes of a response body kept */
     const char *supplier_id, *supplier_name, *supplier_reference, *supplier_website;
     owh_netguard_t *allow_networks;     /* SSRF exceptions; NULL = none */
+    const char *allow_networks_text;    /* as written, to compare servers (owh_registry) */
     int webhook_concurrency;            /* in flight per webhook, across hosts */
     int webhook_rate;                   /* deliveries per webhook per second; 0 = no cap */
     apr_interval_time_t max_retry_after;/* bound on an endpoint's Retry-After */

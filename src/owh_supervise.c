@@ -16,6 +16,7 @@
 
 #include "owh_dispatcher.h"
 #include "owh_dispatch.h"
+#include "owh_registry.h"
 
 /* ---- the parent's side --------------------------------------------------- */
 typedef struct dispatcher_t {
@@ -138,34 +139,26 @@ static apr_status_t spawn(dispatcher_t *dp)
 
 apr_status_t owh_dispatcher_spawn_all(apr_pool_t *pconf, server_rec *s)
 {
-    server_rec *x, *y;
-    for (x = s; x; x = x->next) {
-        owh_srv_conf_t *sc = owh_config_srv_get(x);
+    const apr_array_header_t *dbs = owh_registry_entries();
+    int k;
+    for (k = 0; dbs && k < dbs->nelts; ++k) {
+        owh_registry_entry_t *e = APR_ARRAY_IDX(dbs, k, owh_registry_entry_t *);
         dispatcher_group_t *g;
-        dispatcher_t *dp;
         int i;
-        int seen = 0;
-        if (!sc->dispatcher) continue;
-        /* one group of dispatchers per database, configured by the first server naming it */
-        for (y = s; y != x; y = y->next) {
-            owh_srv_conf_t *prev = owh_config_srv_get(y);
-            if (prev->dispatcher && !strcmp(prev->conninfo, sc->conninfo)) { seen = 1; break; }
-        }
-        if (seen) continue;
+        if (!e->sc->dispatcher) continue;
         /* several processes share the work like several hosts do: each
          * claims under its own lease and owner name */
         g = apr_pcalloc(pconf, sizeof(*g));
-        g->n = sc->dispatchers;
+        g->n = e->sc->dispatchers;
         g->members = apr_pcalloc(pconf, g->n * sizeof(*g->members));
         apr_pool_cleanup_register(pconf, g, kill_dispatchers, apr_pool_cleanup_null);
         for (i = 0; i < g->n; ++i) {
-            dp = g->members[i] = apr_pcalloc(pconf, sizeof(*dp));
-            dp->s = x;
-            dp->sc = sc;
+            dispatcher_t *dp = g->members[i] = apr_pcalloc(pconf, sizeof(*dp));
+            dp->s = e->s;
+            dp->sc = e->sc;
             dp->pconf = pconf;
             spawn(dp);
         }
     }
     return APR_SUCCESS;
 }
-

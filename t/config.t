@@ -92,6 +92,22 @@ for my $case (@bad) {
     like($out, qr/\Q$case->[1]\E/, "the message names $case->[1]");
 }
 
+# One database, one delivery configuration: virtual hosts naming the same
+# database with different database-wide settings are refused, naming both.
+($ok, $out) = httpd_t(join("\n", 'OctoWebhooksDatabase "dbname=shared"', 'OctoWebhooksRetrySchedule 5s',
+    '<VirtualHost 127.0.0.1:1>', 'ServerName vh-a.example', 'OctoWebhooksRetrySchedule 1s 1s', '</VirtualHost>'));
+ok(!$ok, 'two servers on one database with different retry schedules: refused');
+like($out, qr/OWH00105: .*main server.* and vh-a\.example .*differ in OctoWebhooksRetrySchedule/,
+     'the message names both servers and the directive');
+($ok, $out) = httpd_t(join("\n", 'OctoWebhooksDatabase "dbname=shared"',
+    '<VirtualHost 127.0.0.1:1>', 'ServerName vh-b.example', 'OctoWebhooksAllowNetworks 127.0.0.1/32', '</VirtualHost>'));
+like($out, qr/differ in OctoWebhooksAllowNetworks/, 'different SSRF allow-lists on one database: refused');
+($ok, $out) = httpd_t(join("\n", 'OctoWebhooksDatabase "dbname=shared"', 'OctoWebhooksAllowNetworks 127.0.0.1/32',
+    '<VirtualHost 127.0.0.1:1>', 'ServerName vh-c.example', 'OctoWebhooksAllowNetworks 127.0.0.1/32', '</VirtualHost>',
+    '<VirtualHost 127.0.0.1:1>', 'ServerName vh-d.example', 'OctoWebhooksDatabase "dbname=other"',
+    'OctoWebhooksRetrySchedule 1s', '</VirtualHost>'));
+ok($ok, 'the same settings written twice, or another database with its own: accepted') or diag($out);
+
 # every member of the config structs has a default and a merge rule
 my $h = do { local (@ARGV, $/) = "$ENV{OWH_SRCDIR}/src/owh_config.h"; <> };
 my $c = do { local (@ARGV, $/) = "$ENV{OWH_SRCDIR}/src/owh_config.c"; <> };
@@ -114,7 +130,7 @@ for my $struct ([ 'owh_srv_conf_t', $merge_srv ], [ 'owh_dir_conf_t', $merge_dir
             $members++;
             like($struct->[1], qr/\b\Q$m\E\b/, "$struct->[0].$m has a merge rule");
             my $has_default = $struct->[0] eq 'owh_srv_conf_t'
-                ? ($defaults =~ /\b\Q$m\E\b/ || $m =~ /^(supplier_\w+|allow_networks|retry_delays)$/)
+                ? ($defaults =~ /\b\Q$m\E\b/ || $m =~ /^(supplier_\w+|allow_networks|allow_networks_text|retry_delays)$/)
                 : ($create_dir =~ /\b\Q$m\E\b/);
             ok($has_default, "$struct->[0].$m has a default");
         }
