@@ -226,6 +226,13 @@ again:
     }
 }
 
+const char *owh_store_value(const PGresult *res, int row, const char *column)
+{
+    int col = PQfnumber(res, column);
+    if (col < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col)) return NULL;
+    return PQgetvalue(res, row, col);
+}
+
 int owh_store_usable(const owh_db_t *db)
 {
     return db->pg && !db->broken && PQstatus(db->pg) == CONNECTION_OK;
@@ -234,6 +241,27 @@ int owh_store_usable(const owh_db_t *db)
 int owh_store_socket(const owh_db_t *db)
 {
     return db->pg ? PQsocket(db->pg) : -1;
+}
+
+apr_status_t owh_store_tx(owh_db_t *db, owh_store_tx_fn *fn, void *baton, apr_pool_t *p)
+{
+    apr_status_t rv;
+    if ((rv = owh_store_begin(db, p)) != APR_SUCCESS) return rv;
+    if ((rv = fn(db, baton, p)) == APR_SUCCESS && (rv = owh_store_commit(db, p)) == APR_SUCCESS)
+        return APR_SUCCESS;
+    {
+        /* keep the failure's own message, not the rollback's */
+        const char *state = db->sqlstate, *msg = db->errmsg;
+        owh_store_rollback(db, p);
+        db->sqlstate = state;
+        db->errmsg = msg;
+    }
+    return rv;
+}
+
+int owh_store_failed_on_input(const owh_db_t *db)
+{
+    return db && db->sqlstate && !strncmp(db->sqlstate, "22", 2);
 }
 
 apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p)
@@ -350,8 +378,8 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
     if (rv != APR_SUCCESS) return rv;
     if (PQntuples(res) != 1) rv = APR_NOTFOUND;
     else {
-        *pconnection = apr_pstrdup(p, PQgetvalue(res, 0, 0));
-        rv = owh_store_array_parse(pabilities, PQgetvalue(res, 0, 1), p);
+        *pconnection = apr_pstrdup(p, owh_store_value(res, 0, "connection_id"));
+        rv = owh_store_array_parse(pabilities, owh_store_value(res, 0, "abilities"), p);
     }
     owh_store_clear(res, p);
     return rv;

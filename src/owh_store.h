@@ -65,10 +65,24 @@ const char *owh_store_interval(apr_interval_time_t t, apr_pool_t *p);
 /* Clears a result now (before its pool). */
 void owh_store_clear(PGresult *res, apr_pool_t *p);
 
+/* The value of the named column in a row, or NULL (SQL NULL, or no such
+ * column: results are read by name, never by position). */
+const char *owh_store_value(const PGresult *res, int row, const char *column);
+
 /* Whether the connection can still be used (not broken, libpq says OK). */
 int owh_store_usable(const owh_db_t *db);
 /* The connection's socket, to wait on beside other work (-1: none). */
 int owh_store_socket(const owh_db_t *db);
+
+/* Runs fn(db, baton, p) in one transaction: BEGIN, then COMMIT if fn
+ * returned APR_SUCCESS, else ROLLBACK and fn's status (as mod_md's
+ * md_util_pool_do: the one place transactions are opened and closed). */
+typedef apr_status_t owh_store_tx_fn(owh_db_t *db, void *baton, apr_pool_t *p);
+apr_status_t owh_store_tx(owh_db_t *db, owh_store_tx_fn *fn, void *baton, apr_pool_t *p);
+
+/* The last statement failed on the caller's input (a data exception such as
+ * February 31st, SQLSTATE class 22), not on the database or the module. */
+int owh_store_failed_on_input(const owh_db_t *db);
 
 apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p);
 apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p);

@@ -22,10 +22,13 @@ apr_status_t owh_store_webhook_set_secret(owh_db_t *db, const char *connection, 
         "                                    ELSE clock_timestamp() + $4::interval END,"
         "       updated_at = clock_timestamp()"
         " WHERE id = $1::uuid AND connection_id = $2"
-        " RETURNING octo_webhooks.iso(secret_previous_until)", 4, args);
+        " RETURNING octo_webhooks.iso(secret_previous_until) AS previous_until", 4, args);
     if (rv != APR_SUCCESS) return rv;
     if (PQntuples(res) != 1) rv = APR_NOTFOUND;
-    else *pprevious_until = PQgetisnull(res, 0, 0) ? NULL : apr_pstrdup(p, PQgetvalue(res, 0, 0));
+    else {
+        const char *until = owh_store_value(res, 0, "previous_until");
+        *pprevious_until = until ? apr_pstrdup(p, until) : NULL;
+    }
     owh_store_clear(res, p);
     return rv;
 }
@@ -42,28 +45,26 @@ apr_status_t owh_store_deliveries_list(owh_db_t *db, const char *connection, con
     rv = owh_store_query(&res, db, p,
         "WITH c AS (SELECT created_at, id FROM octo_webhooks.deliveries"
         "            WHERE id = $4::uuid AND webhook_id = $1::uuid AND connection_id = $2),"
-        " page AS (SELECT d.* FROM octo_webhooks.deliveries d"
+        " page AS (SELECT d.id, d.created_at FROM octo_webhooks.deliveries d"
         "           WHERE d.webhook_id = $1::uuid AND d.connection_id = $2"
         "             AND ($3::text IS NULL OR d.status = $3)"
         "             AND ($4::uuid IS NULL OR (d.created_at, d.id) < (SELECT created_at, id FROM c))"
         "           ORDER BY d.created_at DESC, d.id DESC LIMIT $5::int + 1),"
-        " numbered AS (SELECT page.*, row_number() OVER (ORDER BY created_at DESC, id DESC) AS n FROM page)"
-        " SELECT EXISTS (SELECT 1 FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2),"
-        "        $4::uuid IS NULL OR EXISTS (SELECT 1 FROM c),"
+        " numbered AS (SELECT page.id, row_number() OVER (ORDER BY created_at DESC, id DESC) AS n FROM page)"
+        " SELECT EXISTS (SELECT 1 FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2)"
+        "          AS webhook_found,"
+        "        $4::uuid IS NULL OR EXISTS (SELECT 1 FROM c) AS cursor_found,"
         "        jsonb_build_object("
-        "          'deliveries', coalesce((SELECT jsonb_agg(octo_webhooks.delivery_json("
-        "               ROW(x.id, x.event_id, x.webhook_id, x.connection_id, x.webhook, x.object_key,"
-        "                   x.status, x.attempts, x.next_attempt_at, x.claim_id, x.claimed_by,"
-        "                   x.created_at, x.completed_at, x.last_status, x.last_error)"
-        "               ::octo_webhooks.deliveries) ORDER BY x.n)"
-        "             FROM numbered x WHERE x.n <= $5::int), '[]'::jsonb),"
+        "          'deliveries', coalesce((SELECT jsonb_agg(octo_webhooks.delivery_json(d) ORDER BY x.n)"
+        "             FROM numbered x JOIN octo_webhooks.deliveries d ON d.id = x.id"
+        "            WHERE x.n <= $5::int), '[]'::jsonb),"
         "          'nextCursor', (SELECT x.id FROM numbered x WHERE x.n = $5::int"
-        "                          AND EXISTS (SELECT 1 FROM numbered y WHERE y.n > $5::int)))::text",
+        "                          AND EXISTS (SELECT 1 FROM numbered y WHERE y.n > $5::int)))::text AS page",
         5, args);
     if (rv != APR_SUCCESS) return rv;
-    if (strcmp(PQgetvalue(res, 0, 0), "t")) rv = APR_NOTFOUND;
-    else if (strcmp(PQgetvalue(res, 0, 1), "t")) rv = APR_EINVAL;      /* unknown cursor */
-    else *pjson = apr_pstrdup(p, PQgetvalue(res, 0, 2));
+    if (strcmp(owh_store_value(res, 0, "webhook_found"), "t")) rv = APR_NOTFOUND;
+    else if (strcmp(owh_store_value(res, 0, "cursor_found"), "t")) rv = APR_EINVAL;   /* unknown cursor */
+    else *pjson = apr_pstrdup(p, owh_store_value(res, 0, "page"));
     owh_store_clear(res, p);
     return rv;
 }
@@ -86,14 +87,14 @@ apr_status_t owh_store_delivery_retry(owh_db_t *db, const char *connection, cons
         "       FROM t WHERE d.id = t.id AND NOT (d.status = 'pending' AND d.claim_id IS NOT NULL"
         "                                         AND d.next_attempt_at > clock_timestamp())"
         "       RETURNING d.*)"
-        " SELECT (SELECT count(*) FROM t),"
-        "        (SELECT octo_webhooks.delivery_json(ROW(u.*)::octo_webhooks.deliveries)::text FROM u),"
-        "        (SELECT pg_notify('octo_webhooks', '') FROM u) IS NULL",
+        " SELECT (SELECT count(*) FROM t) AS found,"
+        "        (SELECT octo_webhooks.delivery_json(u::octo_webhooks.deliveries)::text FROM u) AS delivery,"
+        "        (SELECT pg_notify('octo_webhooks', '') FROM u) IS NULL AS notified",
         3, args);
     if (rv != APR_SUCCESS) return rv;
-    if (!strcmp(PQgetvalue(res, 0, 0), "0")) rv = APR_NOTFOUND;
-    else if (PQgetisnull(res, 0, 1)) rv = APR_EBUSY;                    /* in flight */
-    else *pjson = apr_pstrdup(p, PQgetvalue(res, 0, 1));
+    if (!strcmp(owh_store_value(res, 0, "found"), "0")) rv = APR_NOTFOUND;
+    else if (!owh_store_value(res, 0, "delivery")) rv = APR_EBUSY;        /* in flight */
+    else *pjson = apr_pstrdup(p, owh_store_value(res, 0, "delivery"));
     owh_store_clear(res, p);
     return rv;
 }
@@ -106,11 +107,12 @@ apr_status_t owh_store_webhook_recover(owh_db_t *db, const char *connection, con
     apr_status_t rv;
     if (!owh_uuid_valid(webhook_id)) return APR_NOTFOUND;
     rv = owh_store_query(&res, db, p,
-        "SELECT EXISTS (SELECT 1 FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2),"
-        "       octo_webhooks.recover($1::uuid, $2, $3::timestamptz)", 3, args);
+        "SELECT EXISTS (SELECT 1 FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2)"
+        "         AS found,"
+        "       octo_webhooks.recover($1::uuid, $2, $3::timestamptz) AS recovered", 3, args);
     if (rv != APR_SUCCESS) return rv;
-    if (strcmp(PQgetvalue(res, 0, 0), "t")) rv = APR_NOTFOUND;
-    else *pcount = atoi(PQgetvalue(res, 0, 1));
+    if (strcmp(owh_store_value(res, 0, "found"), "t")) rv = APR_NOTFOUND;
+    else *pcount = atoi(owh_store_value(res, 0, "recovered"));
     owh_store_clear(res, p);
     return rv;
 }

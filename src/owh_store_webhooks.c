@@ -6,9 +6,9 @@
 #include "owh_store.h"
 #include "owh_store_array.h"
 
-#define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text, capabilities," \
-    " secret IS NOT NULL, disabled_reason," \
-    " to_char(disabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), dialect, event_types"
+#define WH_COLS "id, event, url, active, retry_on_error, use_contact_language, headers::text AS headers," \
+    " capabilities, secret IS NOT NULL AS has_secret, disabled_reason," \
+    " to_char(disabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS disabled_at, dialect, event_types"
 
 static const char *pg_bool(int b) { return b ? "true" : "false"; }
 
@@ -27,34 +27,41 @@ static const char *types_to_pg(const owh_webhook_t *wh, apr_pool_t *p)
     return owh_store_array_format(names, p);
 }
 
+/* WH_COLS of one row, read by name. */
 static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, apr_pool_t *p)
 {
     owh_webhook_t *wh = owh_webhook_make(p);
+    const char *v;
     apr_status_t rv;
-    wh->id = apr_pstrdup(p, PQgetvalue(res, row, 0));
-    wh->event = apr_pstrdup(p, PQgetvalue(res, row, 1));
+#define COL(name) owh_store_value(res, row, name)
+#define IS_TRUE(name) ((v = COL(name)) && !strcmp(v, "t"))
+    if (!COL("id") || !COL("event") || !COL("url") || !COL("headers") || !COL("capabilities")
+        || !COL("dialect"))
+        return APR_EGENERAL;
+    wh->id = apr_pstrdup(p, COL("id"));
+    wh->event = apr_pstrdup(p, COL("event"));
     wh->event_type = owh_event_parse(wh->event);
-    wh->url = apr_pstrdup(p, PQgetvalue(res, row, 2));
-    wh->active = !strcmp(PQgetvalue(res, row, 3), "t");
-    wh->retry_on_error = !strcmp(PQgetvalue(res, row, 4), "t");
-    wh->use_contact_language = !strcmp(PQgetvalue(res, row, 5), "t");
-    if ((rv = owh_headers_from_json_text(&wh->headers, PQgetvalue(res, row, 6), p)) != APR_SUCCESS)
-        return rv;
-    if ((rv = owh_store_array_parse(&wh->capabilities, PQgetvalue(res, row, 7), p)) != APR_SUCCESS)
-        return rv;
-    wh->has_secret = !strcmp(PQgetvalue(res, row, 8), "t");
-    if (!PQgetisnull(res, row, 9)) wh->disabled_reason = apr_pstrdup(p, PQgetvalue(res, row, 9));
-    if (!PQgetisnull(res, row, 10)) wh->disabled_at = apr_pstrdup(p, PQgetvalue(res, row, 10));
-    if (!strcmp(PQgetvalue(res, row, 11), "notifications")) {
+    wh->url = apr_pstrdup(p, COL("url"));
+    wh->active = IS_TRUE("active");
+    wh->retry_on_error = IS_TRUE("retry_on_error");
+    wh->use_contact_language = IS_TRUE("use_contact_language");
+    if ((rv = owh_headers_from_json_text(&wh->headers, COL("headers"), p)) != APR_SUCCESS) return rv;
+    if ((rv = owh_store_array_parse(&wh->capabilities, COL("capabilities"), p)) != APR_SUCCESS) return rv;
+    wh->has_secret = IS_TRUE("has_secret");
+    if ((v = COL("disabled_reason"))) wh->disabled_reason = apr_pstrdup(p, v);
+    if ((v = COL("disabled_at"))) wh->disabled_at = apr_pstrdup(p, v);
+    if (!strcmp(COL("dialect"), "notifications")) {
         apr_array_header_t *names;
         int i;
         wh->dialect = OWH_DIALECT_NOTIFICATIONS;
-        if ((rv = owh_store_array_parse(&names, PQgetvalue(res, row, 12), p)) != APR_SUCCESS) return rv;
+        if ((rv = owh_store_array_parse(&names, COL("event_types"), p)) != APR_SUCCESS) return rv;
         wh->types = apr_array_make(p, names->nelts, sizeof(owh_event_e));
         for (i = 0; i < names->nelts; ++i)
             APR_ARRAY_PUSH(wh->types, owh_event_e) = owh_event_parse(APR_ARRAY_IDX(names, i, const char *));
         wh->event_type = wh->types->nelts ? APR_ARRAY_IDX(wh->types, 0, owh_event_e) : OWH_EVENT_NONE;
     }
+#undef IS_TRUE
+#undef COL
     *pwh = wh;
     return APR_SUCCESS;
 }
@@ -95,7 +102,7 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
         " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[], $11,"
         " $12, $13::text[]) RETURNING id", 13, args);
     if (rv != APR_SUCCESS) return rv;
-    wh->id = apr_pstrdup(p, PQgetvalue(res, 0, 0));
+    wh->id = apr_pstrdup(p, owh_store_value(res, 0, "id"));
     owh_store_clear(res, p);
     return APR_SUCCESS;
 }
@@ -207,8 +214,8 @@ apr_status_t owh_store_webhook_trigger(owh_db_t *db, const char *connection, con
     if (rv != APR_SUCCESS) return rv;
     if (PQntuples(res) != 1) rv = APR_NOTFOUND;
     else {
-        *pevent_id = apr_pstrdup(p, PQgetvalue(res, 0, 0));
-        *pdelivery_id = apr_pstrdup(p, PQgetvalue(res, 0, 1));
+        *pevent_id = apr_pstrdup(p, owh_store_value(res, 0, "event_id"));
+        *pdelivery_id = apr_pstrdup(p, owh_store_value(res, 0, "delivery_id"));
     }
     owh_store_clear(res, p);
     return rv;
