@@ -2,8 +2,10 @@
  *
  * This file is the module record and hook registration only:
  *   check_config  applies defaults, validates (so `httpd -t` catches errors)
- *   post_config   migrates the schema once per database from the parent and
- *                 spawns the dispatcher process(es) (src/owh_dispatcher.c)
+ *   post_config   migrates (or, with OctoWebhooksMigrate Off, checks) the schema
+ *                 once per database from the parent, refusing to start on one
+ *                 the module must not use, and spawns the dispatcher
+ *                 process(es) (src/owh_dispatcher.c)
  *   child_init    makes each child's connection pools (one per database)
  *   handler       SetHandler octo-webhooks -> owh_handler_handle
  * Everything else lives in src/. */
@@ -49,7 +51,8 @@ static int same_store_config(const owh_srv_conf_t *a, const owh_srv_conf_t *b)
 {
     return !strcmp(a->conninfo, b->conninfo) && a->pool_max == b->pool_max
         && a->pool_keep == b->pool_keep && a->pool_ttl == b->pool_ttl
-        && a->pool_wait == b->pool_wait && a->connect_timeout == b->connect_timeout;
+        && a->pool_wait == b->pool_wait && a->connect_timeout == b->connect_timeout
+        && a->migrate == b->migrate;
 }
 
 static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -65,15 +68,32 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
         owh_db_t *db = NULL;
         apr_status_t rv;
         int seen = 0;
-        for (y = s; y != x; y = y->next)
-            if (!strcmp(owh_config_srv_get(y)->conninfo, sc->conninfo)) { seen = 1; break; }
+        for (y = s; y != x; y = y->next) {
+            owh_srv_conf_t *other = owh_config_srv_get(y);
+            if (strcmp(other->conninfo, sc->conninfo)) continue;
+            if (other->migrate != sc->migrate) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, 0, x, OWHLOGNO(00005)
+                             "OctoWebhooksMigrate is %s here but %s in %s:%d for the same database",
+                             sc->migrate ? "On" : "Off", other->migrate ? "On" : "Off",
+                             y->defn_name ? y->defn_name : "the main server", y->defn_line_number);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            seen = 1;
+            break;
+        }
         if (seen) continue;
-        /* A database that is down now is not fatal: children migrate lazily
-         * on their first connection and the API answers 503 meanwhile. */
-        rv = owh_store_connect(&db, sc->conninfo, sc->connect_timeout, ptemp);
+        /* A database that is down now is not fatal: children migrate (or
+         * check) lazily on their first connection and the API answers 503
+         * meanwhile. A schema the module must not use is: refuse to start. */
+        rv = owh_store_connect_schema(&db, sc->conninfo, sc->connect_timeout,
+                                      sc->migrate ? OWH_SCHEMA_MIGRATE : OWH_SCHEMA_CHECK, ptemp);
         if (rv == APR_SUCCESS)
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, x, OWHLOGNO(00002)
                          "schema octo_webhooks is at version %d", owh_store_schema_version());
+        else if (rv == OWH_STORE_ESCHEMA) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, x, OWHLOGNO(00006) "%s", db->errmsg);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         else
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, x, OWHLOGNO(00003)
                          "database not ready at startup (%s); will retry on demand",
@@ -104,6 +124,7 @@ static void owh_child_init(apr_pool_t *pchild, server_rec *s)
         params.max = sc->pool_max;
         params.ttl = sc->pool_ttl;
         params.wait = sc->pool_wait;
+        params.check_only = !sc->migrate;
         params.log = owh_store_log;
         params.log_baton = x;
         if ((rv = owh_store_create(&sc->store, &params, pchild)) != APR_SUCCESS)
