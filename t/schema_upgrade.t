@@ -29,7 +29,7 @@ sub refused {
     my $h = start_httpd(conninfo => $db, start => 0,
                         directives => join("\n", 'OctoWebhooksDispatcher Off', $directives // ''));
     system($HTTPD, '-f', $h->conf, '-k', 'start');
-    my $log = wait_until(sub { $h->error_log =~ /OWH00006: (.*)/ ? $1 : undef }, 20);
+    my $log = wait_until(sub { $h->error_log =~ /OWH0000[56]: (.*)/ ? $1 : undef }, 20);
     my $up = api_at($h->base, 'GET', '/webhooks')->{code} == 401;
     $h->stop if $up;
     return $up ? "started anyway" : $log // "no refusal logged:\n" . $h->error_log;
@@ -163,6 +163,9 @@ for my $release (qw(first v003 ac89444)) {
     like($log, qr/older than mod_octo_webhooks \S+ understands \(at migration 4 of 5; 1 migration\(s\) pending.*run `octo-webhooks migrate` as the schema's owner/,
          'Migrate Off: an old schema is refused, naming the command') or diag($log);
     is(q_at($db, 'SELECT max(version) FROM octo_webhooks.schema_migrations')->[0][0], 4, '... and left as it was');
+    $log = refused($db, "<VirtualHost 127.0.0.1:1>\nOctoWebhooksMigrate Off\n</VirtualHost>");
+    like($log, qr/OctoWebhooksMigrate is Off here but On in .* for the same database/,
+         'two servers on one database must agree on Migrate') or diag($log);
     migrate_with_module($db);
     my $h = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\nOctoWebhooksMigrate Off");
     is(api_at($h->base, 'GET', '/webhooks')->{code}, 401, 'Migrate Off: a current schema is served');
