@@ -2,8 +2,10 @@
  *
  * This file is the module record and hook registration only:
  *   check_config  applies defaults, validates (so `httpd -t` catches errors)
- *   post_config   migrates the schema once per database from the parent and
- *                 spawns the dispatcher process(es) (src/owh_dispatcher.c)
+ *   post_config   migrates (or, with OctoWebhooksMigrate Off, checks) the schema
+ *                 once per database from the parent, refusing to start on one
+ *                 the module must not use, and spawns the dispatcher
+ *                 process(es) (src/owh_dispatcher.c)
  *   child_init    makes each child's connection pools (one per database)
  *   handler       SetHandler octo-webhooks -> owh_handler_handle
  * Everything else lives in src/. */
@@ -57,12 +59,19 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     for (i = 0; dbs && i < dbs->nelts; ++i) {
         owh_registry_entry_t *e = APR_ARRAY_IDX(dbs, i, owh_registry_entry_t *);
         owh_db_t *db = NULL;
-        /* A database that is down now is not fatal: children migrate lazily
-         * on their first connection and the API answers 503 meanwhile. */
-        apr_status_t rv = owh_store_connect(&db, e->conninfo, e->sc->connect_timeout, ptemp);
+        /* A database that is down now is not fatal: children migrate (or
+         * check) lazily on their first connection and the API answers 503
+         * meanwhile. A schema the module must not use is: refuse to start. */
+        apr_status_t rv = owh_store_connect_schema(&db, e->conninfo, e->sc->connect_timeout,
+                                                   e->sc->migrate ? OWH_SCHEMA_MIGRATE : OWH_SCHEMA_CHECK,
+                                                   ptemp);
         if (rv == APR_SUCCESS)
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, e->s, OWHLOGNO(00002)
                          "schema octo_webhooks is at version %d", owh_store_schema_version());
+        else if (rv == OWH_STORE_ESCHEMA) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, e->s, OWHLOGNO(00006) "%s", db->errmsg);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
         else
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, OWHLOGNO(00003)
                          "database not ready at startup (%s); will retry on demand",
@@ -90,6 +99,7 @@ static void owh_child_init(apr_pool_t *pchild, server_rec *s)
         params.max = e->sc->pool_max;
         params.ttl = e->sc->pool_ttl;
         params.wait = e->sc->pool_wait;
+        params.check_only = !e->sc->migrate;
         params.log = owh_store_log;
         params.log_baton = e->s;
         e->store = NULL;

@@ -1,5 +1,7 @@
 -- 001: connections, their tokens, and the webhooks they register.
 -- Applied by the module itself (owh_store_migrate) under an advisory lock.
+-- Migrations hold tables, indexes and data only, and are frozen once
+-- released (checksummed); functions live in sql/functions/.
 
 CREATE TABLE octo_webhooks.connections (
     id          text PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 200),
@@ -37,31 +39,3 @@ CREATE TABLE octo_webhooks.webhooks (
 );
 CREATE INDEX webhooks_connection_seq ON octo_webhooks.webhooks (connection_id, seq);
 CREATE INDEX webhooks_event_active ON octo_webhooks.webhooks (event_type) WHERE active;
-
--- Token administration (used by bin/octo-webhooks-token). The plaintext is made
--- from two v4 UUIDs (244 random bits from pg_strong_random) and returned once.
-CREATE FUNCTION octo_webhooks.create_token(p_connection text, p_abilities text[], p_label text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    v_token text := 'owh_' || replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '');
-    v_known text[] := ARRAY['octo:read.webhooks', 'octo:write.webhooks',
-                            'octo:read.notifications', 'octo:write.notifications'];
-BEGIN
-    IF p_connection IS NULL OR length(p_connection) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'connection id must be 1 to 200 characters';
-    END IF;
-    IF p_abilities IS NULL OR cardinality(p_abilities) = 0 OR NOT (p_abilities <@ v_known) THEN
-        RAISE EXCEPTION 'abilities must be a non-empty subset of %', v_known;
-    END IF;
-    INSERT INTO octo_webhooks.connections (id) VALUES (p_connection) ON CONFLICT DO NOTHING;
-    INSERT INTO octo_webhooks.tokens (token_hash, connection_id, abilities, label)
-         VALUES (sha256(convert_to(v_token, 'UTF8')), p_connection, p_abilities, p_label);
-    RETURN v_token;
-END $$;
-
-CREATE FUNCTION octo_webhooks.revoke_token(p_token text)
-RETURNS boolean LANGUAGE sql AS $$
-    UPDATE octo_webhooks.tokens SET revoked_at = now()
-     WHERE token_hash = sha256(convert_to(p_token, 'UTF8')) AND revoked_at IS NULL
-    RETURNING true;
-$$;

@@ -24,6 +24,7 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_CONNECT_TIMEOUT     3
 #define DEF_MAX_BODY            (64 * 1024)
 #define DEF_DISPATCHER          1
+#define DEF_MIGRATE             1
 #define DEF_RETRY_SCHEDULE      "5s 5m 30m 2h 5h 10h 10h"
 #define DEF_DELIVER_CONNECT     apr_time_from_sec(5)
 #define DEF_DELIVER_TIMEOUT     apr_time_from_sec(15)
@@ -142,6 +143,9 @@ static const char *set_connect_timeout(cmd_parms *cmd, void *d, const char *arg)
 
 static const char *set_dispatcher(cmd_parms *cmd, void *d, int flag)
 { SRV(cmd)->dispatcher = flag; return NULL; }
+
+static const char *set_migrate(cmd_parms *cmd, void *d, int flag)
+{ SRV(cmd)->migrate = flag; return NULL; }
 
 static const char *set_retry_schedule(cmd_parms *cmd, void *d, const char *args)
 {
@@ -300,6 +304,10 @@ const command_rec owh_config_cmds[] = {
         "'bearer' (tokens from octo-webhooks-token, default) or 'remote-user' "
         "(the connection is r->user, set by another Apache auth module)"),
 
+    AP_INIT_FLAG("OctoWebhooksMigrate", set_migrate, NULL, RSRC_CONF,
+        "On (default): the module migrates the schema at startup (its role owns it); Off: it only "
+        "checks the schema and refuses one older or newer than it understands (`octo-webhooks migrate`)"),
+
     /* --- delivery (server scope) --- */
     AP_INIT_FLAG("OctoWebhooksDispatcher", set_dispatcher, NULL, RSRC_CONF,
         "On (default): this httpd runs a dispatcher delivering notifications; Off on API-only hosts"),
@@ -368,7 +376,7 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->conninfo = NULL;
     c->pool_max = c->pool_keep = c->connect_timeout = OWH_UNSET_INT;
     c->pool_ttl = c->pool_wait = UNSET_TIME;
-    c->dispatcher = c->dispatchers = OWH_UNSET_INT;
+    c->dispatcher = c->dispatchers = c->migrate = OWH_UNSET_INT;
     c->retry_schedule = NULL;
     c->retry_delays = NULL;
     c->deliver_connect_timeout = c->deliver_timeout = UNSET_TIME;
@@ -399,6 +407,7 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_TIME(pool_wait);
     MERGE_INT(connect_timeout);
     MERGE_INT(dispatcher);
+    MERGE_INT(migrate);
     MERGE_INT(dispatchers);
     if (add->retry_schedule) { c->retry_schedule = add->retry_schedule; c->retry_delays = add->retry_delays; }
     else { c->retry_schedule = base->retry_schedule; c->retry_delays = base->retry_delays; }
@@ -463,6 +472,7 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->pool_wait == UNSET_TIME) c->pool_wait = DEF_POOL_WAIT;
     if (c->connect_timeout == OWH_UNSET_INT) c->connect_timeout = DEF_CONNECT_TIMEOUT;
     if (c->dispatcher == OWH_UNSET_INT) c->dispatcher = DEF_DISPATCHER;
+    if (c->migrate == OWH_UNSET_INT) c->migrate = DEF_MIGRATE;
     if (c->dispatchers == OWH_UNSET_INT) c->dispatchers = DEF_DISPATCHERS;
     if (!c->retry_schedule) {
         c->retry_schedule = DEF_RETRY_SCHEDULE;

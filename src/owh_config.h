@@ -24,6 +24,7 @@ typedef struct owh_srv_conf_t {
     apr_interval_time_t pool_ttl;       /* idle time before extra ones close */
     apr_interval_time_t pool_wait;      /* how long a request waits for a connection */
     int connect_timeout;                /* libpq connect_timeout, seconds */
+    int migrate;                        /* On: apply migrations (the owner role); Off: check only */
 
     /* Delivery (the dispatcher process) */
     int dispatcher;                     /* On/Off */

@@ -59,7 +59,8 @@ static int ensure_db(loop_t *L)
     if (L->db && owh_store_usable(L->db)) return 1;
     drop_db(L);
     L->dbpool = owh_dsp_pool(L->pool, "owh_dsp_db");
-    rv = owh_store_connect(&L->db, L->sc->conninfo, L->sc->connect_timeout, L->dbpool);
+    rv = owh_store_connect_schema(&L->db, L->sc->conninfo, L->sc->connect_timeout,
+                                  L->sc->migrate ? OWH_SCHEMA_MIGRATE : OWH_SCHEMA_CHECK, L->dbpool);
     if (rv == APR_SUCCESS)
         rv = owh_queue_listen(L->db, L->dbpool);
     if (rv != APR_SUCCESS) {

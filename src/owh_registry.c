@@ -22,6 +22,7 @@ static const struct { const char *directive; size_t off; kind_e kind; } shared[]
     F("OctoWebhooksPoolTTL", pool_ttl, K_TIME),
     F("OctoWebhooksPoolWait", pool_wait, K_TIME),
     F("OctoWebhooksConnectTimeout", connect_timeout, K_INT),
+    F("OctoWebhooksMigrate", migrate, K_INT),
     F("OctoWebhooksDispatcher", dispatcher, K_INT),
     F("OctoWebhooksDispatchers", dispatchers, K_INT),
     F("OctoWebhooksRetrySchedule", retry_schedule, K_STR),

@@ -1,12 +1,12 @@
 /* owh_store.c — PostgreSQL connections: the per-process pool, queries whose
- * results are cleared with their pool, transactions and migrations. */
+ * results are cleared with their pool, transactions. The schema's migrations
+ * are owh_store_migrate.c's. */
 #include <apr_strings.h>
 #include <apr_reslist.h>
 #include <apr_thread_mutex.h>
 
 #include "owh_store.h"
 #include "owh_store_array.h"
-#include "owh_sql.h"
 #include "owh_log.h"
 
 struct owh_store_t {
@@ -15,9 +15,6 @@ struct owh_store_t {
     apr_reslist_t *reslist;
     volatile int migrated;          /* this process saw the schema current */
 };
-
-/* An arbitrary constant: the advisory lock serializing migrations of all hosts. */
-#define OWH_MIGRATE_LOCK_KEY "7233130560421634660"
 
 static void store_log(owh_store_t *st, int is_error, apr_status_t rv, const char *msg)
 {
@@ -80,8 +77,10 @@ static apr_status_t db_construct(void **resource, void *params, apr_pool_t *rpoo
     /* The pool owns db; db's memory lives in p, destroyed with the resource. */
     apr_pool_cleanup_register(p, db, db_close, apr_pool_cleanup_null);
     if (!st->migrated) {
-        if ((rv = owh_store_migrate(db, p)) != APR_SUCCESS) {
-            store_log(st, 1, rv, apr_psprintf(p, "schema migration failed: %s",
+        rv = st->params.check_only ? owh_store_schema_check(db, p) : owh_store_migrate(db, p);
+        if (rv != APR_SUCCESS) {
+            store_log(st, 1, rv, apr_psprintf(p, "schema %s: %s",
+                                              st->params.check_only ? "check failed" : "migration failed",
                                               db->errmsg ? db->errmsg : "unknown error"));
             goto leave;
         }
@@ -152,6 +151,12 @@ apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owne
 
 apr_status_t owh_store_connect(owh_db_t **pdb, const char *conninfo, int connect_timeout, apr_pool_t *p)
 {
+    return owh_store_connect_schema(pdb, conninfo, connect_timeout, OWH_SCHEMA_MIGRATE, p);
+}
+
+apr_status_t owh_store_connect_schema(owh_db_t **pdb, const char *conninfo, int connect_timeout,
+                                      owh_schema_mode_e mode, apr_pool_t *p)
+{
     owh_db_t *db = apr_pcalloc(p, sizeof(*db));
     const char *err = NULL;
     apr_status_t rv;
@@ -165,7 +170,11 @@ apr_status_t owh_store_connect(owh_db_t **pdb, const char *conninfo, int connect
     }
     apr_pool_cleanup_register(p, db, db_close, apr_pool_cleanup_null);
     *pdb = db;
-    return owh_store_migrate(db, p);
+    switch (mode) {
+    case OWH_SCHEMA_MIGRATE: return owh_store_migrate(db, p);
+    case OWH_SCHEMA_CHECK:   return owh_store_schema_check(db, p);
+    default:                 return APR_SUCCESS;
+    }
 }
 
 /* ---- queries ------------------------------------------------------------- */
@@ -283,86 +292,6 @@ apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p)
     apr_status_t rv = APR_SUCCESS;
     if (db->in_tx) rv = owh_store_query(NULL, db, p, "ROLLBACK", 0, NULL);
     db->in_tx = 0;
-    return rv;
-}
-
-/* ---- migrations ---------------------------------------------------------- */
-int owh_store_schema_version(void)
-{
-    int v = 0;
-    const owh_sql_migration_t *m;
-    for (m = owh_sql_migrations; m->version; ++m) if (m->version > v) v = m->version;
-    return v;
-}
-
-static apr_status_t current_version(int *pv, owh_db_t *db, apr_pool_t *p)
-{
-    PGresult *res;
-    apr_status_t rv = owh_store_query(&res, db, p,
-        "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL", 0, NULL);
-    if (rv != APR_SUCCESS) return rv;
-    if (strcmp(PQgetvalue(res, 0, 0), "t")) { *pv = 0; return APR_SUCCESS; }
-    rv = owh_store_query(&res, db, p,
-        "SELECT coalesce(max(version), 0) FROM octo_webhooks.schema_migrations", 0, NULL);
-    if (rv == APR_SUCCESS) *pv = atoi(PQgetvalue(res, 0, 0));
-    return rv;
-}
-
-apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *pool)
-{
-    const char *lock[] = { OWH_MIGRATE_LOCK_KEY };
-    const owh_sql_migration_t *m;
-    apr_pool_t *p;
-    int have = 0, locked = 0;
-    apr_status_t rv;
-
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) return rv;
-    apr_pool_tag(p, "owh_store_migrate");
-    if ((rv = current_version(&have, db, p)) != APR_SUCCESS) goto leave;
-    if (have >= owh_store_schema_version()) goto leave;     /* the usual case */
-
-    if ((rv = owh_store_query(NULL, db, p, "SELECT pg_advisory_lock($1::bigint)", 1, lock))
-        != APR_SUCCESS) goto leave;
-    locked = 1;
-    /* Another host may have migrated while we waited for the lock. */
-    if ((rv = owh_store_query(NULL, db, p, "CREATE SCHEMA IF NOT EXISTS octo_webhooks", 0, NULL))
-        != APR_SUCCESS) goto leave;
-    if ((rv = owh_store_query(NULL, db, p,
-            "CREATE TABLE IF NOT EXISTS octo_webhooks.schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL)) != APR_SUCCESS) goto leave;
-    if ((rv = current_version(&have, db, p)) != APR_SUCCESS) goto leave;
-
-    for (m = owh_sql_migrations; m->version; ++m) {
-        const char *const *stmt;
-        const char *args[2];
-        if (m->version <= have) continue;
-        if ((rv = owh_store_begin(db, p)) != APR_SUCCESS) goto leave;
-        for (stmt = m->statements; *stmt; ++stmt) {
-            if ((rv = owh_store_query(NULL, db, p, *stmt, 0, NULL)) != APR_SUCCESS) {
-                db->errmsg = apr_psprintf(pool, "%s (migration %s)", db->errmsg, m->name);
-                owh_store_rollback(db, p);
-                goto leave;
-            }
-        }
-        args[0] = apr_itoa(p, m->version);
-        args[1] = m->name;
-        if ((rv = owh_store_query(NULL, db, p,
-                "INSERT INTO octo_webhooks.schema_migrations (version, name) VALUES ($1::int, $2)",
-                2, args)) != APR_SUCCESS
-            || (rv = owh_store_commit(db, p)) != APR_SUCCESS) {
-            owh_store_rollback(db, p);
-            goto leave;
-        }
-    }
-leave:
-    if (locked && db->pg && !db->broken) {
-        const char *keep = db->errmsg;
-        owh_store_query(NULL, db, p, "SELECT pg_advisory_unlock($1::bigint)", 1, lock);
-        db->errmsg = keep;
-    }
-    if (db->errmsg) db->errmsg = apr_pstrdup(pool, db->errmsg);
-    apr_pool_destroy(p);
     return rv;
 }
 

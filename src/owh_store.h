@@ -13,6 +13,17 @@
 
 /* The database could not be reached (connection failed or broke): 503. */
 #define OWH_STORE_EUNAVAIL  (APR_OS_START_USERERR + 401)
+/* The schema is not one this module may use or change (newer than the module,
+ * an applied migration changed, or older with OctoWebhooksMigrate Off):
+ * db->errmsg says why and what to do. httpd refuses to start on it. */
+#define OWH_STORE_ESCHEMA   (APR_OS_START_USERERR + 402)
+
+/* What opening a connection does about the schema. */
+typedef enum {
+    OWH_SCHEMA_MIGRATE = 0,     /* apply what is pending (the owner role; OctoWebhooksMigrate On) */
+    OWH_SCHEMA_CHECK,           /* only check it is the module's (OctoWebhooksMigrate Off) */
+    OWH_SCHEMA_LEAVE            /* nothing (the CLI's migrate command does it itself) */
+} owh_schema_mode_e;
 
 typedef struct owh_store_t owh_store_t;
 
@@ -35,6 +46,7 @@ typedef struct owh_store_params_t {
     int connect_timeout;            /* seconds */
     int keep, max;
     apr_interval_time_t ttl, wait;
+    int check_only;                 /* OctoWebhooksMigrate Off: check the schema, never change it */
     owh_store_log_fn *log;          /* optional; glue passes ap_log_error */
     void *log_baton;
 } owh_store_params_t;
@@ -46,9 +58,12 @@ apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *pa
 apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *store, apr_pool_t *owner);
 
 /* A connection outside any pool (the dispatcher, startup migrations), closed
- * when p is cleared. Runs the migrations if this process has not yet. */
+ * when p is cleared. Runs the migrations (owh_store_migrate). */
 apr_status_t owh_store_connect(owh_db_t **pdb, const char *conninfo, int connect_timeout,
                                apr_pool_t *p);
+/* The same, doing what mode says about the schema. */
+apr_status_t owh_store_connect_schema(owh_db_t **pdb, const char *conninfo, int connect_timeout,
+                                      owh_schema_mode_e mode, apr_pool_t *p);
 
 /* PQexecParams with text parameters. The PGresult is cleared when p is.
  * Tuples or command OK -> APR_SUCCESS; SQL error -> APR_EGENERAL (db->sqlstate
@@ -88,9 +103,25 @@ apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p);
 apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p);
 apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p);
 
-/* Applies pending sql/ migrations under an advisory lock (safe with many hosts
- * starting at once). Cheap when the schema is current. */
+/* ---- the schema (owh_store_migrate.c) ----------------------------------- */
+/* Brings the schema to the module's under an advisory lock (safe with many
+ * hosts starting at once): pending sql/ migrations, then the sql/functions/
+ * whose text changed, then drops functions no longer shipped. Cheap when the
+ * schema is current. OWH_STORE_ESCHEMA for a schema newer than the module or
+ * an applied migration whose text changed. Needs the owner role. */
 apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *p);
+
+/* OctoWebhooksMigrate Off: APR_SUCCESS if the schema is exactly the module's,
+ * else OWH_STORE_ESCHEMA naming the command to run. Changes nothing. */
+apr_status_t owh_store_schema_check(owh_db_t *db, apr_pool_t *p);
+
+/* `octo-webhooks migrate [--status|--dry-run]`: *preport gets human-readable
+ * lines (each migration applied/pending with its checksum state, each
+ * function to create/change/drop). apply: migrate (as owh_store_migrate);
+ * dry_run: show what would be done, change nothing. OWH_STORE_ESCHEMA as
+ * owh_store_migrate, with the reason in the report too. */
+apr_status_t owh_store_migrate_status(owh_db_t *db, int apply, int dry_run, const char **preport,
+                                      apr_pool_t *p);
 
 /* Latest migration version compiled in. */
 int owh_store_schema_version(void);

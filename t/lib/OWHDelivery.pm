@@ -111,7 +111,7 @@ sub new {
         $opt{directives} // '',
         '<Location /octo>', 'SetHandler octo-webhooks', '</Location>', '');
     close $fh;
-    $self->start;
+    $self->start unless defined $opt{start} && !$opt{start};   # start => 0: the test starts it
     push @instances, $self;
     return $self;
 }

@@ -1,0 +1,87 @@
+-- octo_webhooks.complete(): defined here only; the module re-creates it when this
+-- file changes (see README, "Schema").
+-- Records a batch of attempts (JSON array: id, claim, attempt, started,
+-- code, latency, status, retry_in, excerpt, error, gone) and applies them:
+-- outcomes only while the lease holds, 410 deactivation, failing_since and
+-- auto-disable after p_disable_after, and the next delivery of each object
+-- that ended unparked.
+CREATE OR REPLACE FUNCTION octo_webhooks.complete(p_results jsonb, p_owner text, p_disable_after interval)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_done  jsonb;
+    v_hooks uuid[];
+    v_n     int;
+BEGIN
+    WITH r AS (SELECT * FROM jsonb_to_recordset(p_results) AS r(id uuid, claim uuid, attempt int,
+                   started float8, code int, latency int, status text, retry_in float8,
+                   excerpt text, error text, gone boolean)),
+    upd AS (UPDATE octo_webhooks.deliveries d
+               SET status = r.status, attempts = r.attempt, claim_id = NULL,
+                   next_attempt_at = CASE WHEN r.status = 'pending'
+                       THEN clock_timestamp() + r.retry_in * interval '1 second' ELSE d.next_attempt_at END,
+                   completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE clock_timestamp() END,
+                   last_status = r.code, last_error = r.error
+              FROM r WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'
+             RETURNING d.id, d.webhook_id, d.object_key, r.status),
+    ins AS (INSERT INTO octo_webhooks.attempts (delivery_id, attempt, started_at, status_code,
+                   latency_ms, response_excerpt, error, dispatcher)
+            SELECT r.id, r.attempt, to_timestamp(r.started), r.code, r.latency, r.excerpt, r.error, p_owner
+              FROM r JOIN octo_webhooks.deliveries d ON d.id = r.id)
+    SELECT coalesce(jsonb_agg(jsonb_build_object('webhook_id', upd.webhook_id,
+                   'object_key', upd.object_key, 'status', upd.status)), '[]') INTO v_done FROM upd;
+
+    -- The webhook's failing streak (any attempt counts, applied or not: it
+    -- happened). In a batch the newest attempt decides.
+    WITH a AS (SELECT d.webhook_id, to_timestamp(r.started) AS started,
+                      coalesce(r.code BETWEEN 200 AND 299, false) AS ok
+                 FROM jsonb_to_recordset(p_results) AS r(id uuid, started float8, code int)
+                 JOIN octo_webhooks.deliveries d ON d.id = r.id),
+    s1 AS (SELECT webhook_id, max(started) AS last, max(started) FILTER (WHERE ok) AS last_ok
+             FROM a GROUP BY webhook_id),
+    s AS (SELECT s1.webhook_id, s1.last, s1.last_ok,
+                 (SELECT min(a.started) FROM a WHERE a.webhook_id = s1.webhook_id AND NOT a.ok
+                     AND (s1.last_ok IS NULL OR a.started > s1.last_ok)) AS first_fail
+            FROM s1),
+    v AS (SELECT w.id, CASE WHEN s.last_ok = s.last THEN NULL
+                            WHEN s.last_ok IS NOT NULL THEN s.first_fail
+                            ELSE coalesce(w.failing_since, s.first_fail) END AS since
+            FROM s JOIN octo_webhooks.webhooks w ON w.id = s.webhook_id)
+    UPDATE octo_webhooks.webhooks w SET failing_since = v.since
+      FROM v WHERE w.id = v.id AND w.failing_since IS DISTINCT FROM v.since;
+
+    -- 410 Gone: the endpoint asks us to stop.
+    SELECT array_agg(DISTINCT d.webhook_id) INTO v_hooks
+      FROM jsonb_to_recordset(p_results) AS r(id uuid, gone boolean)
+      JOIN octo_webhooks.deliveries d ON d.id = r.id
+      JOIN octo_webhooks.webhooks w ON w.id = d.webhook_id
+     WHERE r.gone AND w.active;
+    IF v_hooks IS NOT NULL THEN
+        PERFORM octo_webhooks.deactivate(v_hooks, 'the endpoint answered 410 Gone');
+    END IF;
+
+    -- Auto-disable: every attempt failed for p_disable_after.
+    SELECT array_agg(w.id) INTO v_hooks FROM octo_webhooks.webhooks w
+     WHERE w.active AND w.failing_since <= clock_timestamp() - p_disable_after
+       AND w.id IN (SELECT d.webhook_id FROM jsonb_to_recordset(p_results) AS r(id uuid)
+                      JOIN octo_webhooks.deliveries d ON d.id = r.id);
+    IF v_hooks IS NOT NULL THEN
+        PERFORM octo_webhooks.deactivate(v_hooks,
+            'every delivery attempt failed for ' || p_disable_after::text);
+    END IF;
+
+    -- The next delivery of each object whose delivery ended.
+    UPDATE octo_webhooks.deliveries n SET next_attempt_at = clock_timestamp()
+      FROM (SELECT DISTINCT x.webhook_id, x.object_key
+              FROM jsonb_to_recordset(v_done) AS x(webhook_id uuid, object_key text, status text)
+             WHERE x.status <> 'pending') t
+     WHERE n.id = (SELECT p.id FROM octo_webhooks.deliveries p
+                    WHERE p.webhook_id = t.webhook_id AND p.object_key = t.object_key
+                      AND p.status = 'pending' ORDER BY p.event_id LIMIT 1)
+       AND n.next_attempt_at = 'infinity';
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n > 0 THEN
+        PERFORM pg_notify('octo_webhooks', '');
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION octo_webhooks.complete(jsonb, text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION octo_webhooks.complete(jsonb, text, interval) TO octo_webhooks_runtime;  -- the dispatcher

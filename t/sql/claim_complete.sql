@@ -1,0 +1,195 @@
+-- claim() and complete() on their own (pgTAP), run by t/sql_functions.t in a
+-- database the module migrated, inside one transaction that is rolled back.
+-- Leases, the per-webhook and rate caps, order per object (parking and
+-- unparking), stale results ignored, 410 deactivation, auto-disable, and the
+-- claim's last row (held, next_in).
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only on
+SET client_min_messages = warning;
+BEGIN;
+SET LOCAL search_path = tap, public;
+SELECT plan(53);
+
+CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
+    DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
+    DELETE FROM octo_webhooks.events; DELETE FROM octo_webhooks.webhooks;
+    DELETE FROM octo_webhooks.webhook_rate; DELETE FROM octo_webhooks.object_states;
+$$;
+CREATE FUNCTION pg_temp.webhook(p_event text) RETURNS uuid LANGUAGE sql AS $$
+    INSERT INTO octo_webhooks.connections (id) VALUES ('c') ON CONFLICT DO NOTHING;
+    INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
+         VALUES ('c', p_event, p_event, 'http://127.0.0.1:9/', 'http://127.0.0.1:9/') RETURNING id;
+$$;
+-- claim()'s rows, and its last row apart
+CREATE TEMP TABLE got (o_id uuid, o_claim uuid, o_attempts int, o_webhook text, o_event_type text,
+    o_object_key text, o_object text, o_connection text, o_language text, o_supplier text, o_secret text,
+    o_secret_previous text, o_held int, o_next_in float8, o_previous text, o_event_id bigint,
+    o_event_at text, o_sample boolean);
+CREATE FUNCTION pg_temp.claim(p_limit int, p_owner text, p_per_webhook int, p_rate int) RETURNS int
+LANGUAGE sql AS $$
+    DELETE FROM got;
+    INSERT INTO got SELECT * FROM octo_webhooks.claim(p_limit, interval '1 minute', p_owner, p_per_webhook, p_rate);
+    SELECT count(*)::int FROM got WHERE o_id IS NOT NULL;
+$$;
+CREATE FUNCTION pg_temp.result(p_id uuid, p_claim uuid, p_status text, p_code int,
+                               p_retry_in float8 DEFAULT 0, p_gone boolean DEFAULT false) RETURNS jsonb
+LANGUAGE sql AS $$
+    SELECT jsonb_build_array(jsonb_build_object('id', p_id, 'claim', p_claim,
+        'attempt', (SELECT attempts + 1 FROM octo_webhooks.deliveries WHERE id = p_id),
+        'started', extract(epoch FROM clock_timestamp()), 'code', p_code, 'latency', 5,
+        'status', p_status, 'retry_in', p_retry_in, 'excerpt', 'x', 'error',
+        CASE WHEN p_code BETWEEN 200 AND 299 THEN NULL ELSE 'HTTP ' || p_code END, 'gone', p_gone))
+$$;
+CREATE FUNCTION pg_temp.complete(p_results jsonb, p_disable_after interval DEFAULT '5 days') RETURNS void
+LANGUAGE sql AS $$ SELECT octo_webhooks.complete(p_results, 'test', p_disable_after) $$;
+
+-- ---- leases ---------------------------------------------------------------------
+SELECT pg_temp.webhook('booking_update') AS w1 \gset
+SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-1"}', 'c') AS e1 \gset
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 1, 'lease: a due delivery is claimed');
+SELECT o_id AS d1, o_claim AS c1 FROM got WHERE o_id IS NOT NULL \gset
+SELECT is((SELECT count(*)::int FROM got WHERE o_id IS NULL), 1, 'lease: one last row, o_id NULL');
+SELECT is((SELECT (o_object::jsonb)->>'uuid' FROM got WHERE o_id IS NOT NULL), 'b-1', 'lease: with its event''s object');
+SELECT is((SELECT o_event_id FROM got WHERE o_id IS NOT NULL), :e1::bigint, 'lease: and event id');
+SELECT ok((SELECT next_attempt_at BETWEEN clock_timestamp() + interval '50 seconds' AND clock_timestamp() + interval '61 seconds'
+             FROM octo_webhooks.deliveries WHERE id = :'d1'), 'lease: the delivery is due again when the lease ends');
+SELECT is((SELECT claimed_by FROM octo_webhooks.deliveries WHERE id = :'d1'), 'A', 'lease: claimed_by');
+SELECT is(pg_temp.claim(10, 'B', 10, 0), 0, 'lease: a leased delivery is not claimed again');
+UPDATE octo_webhooks.deliveries SET next_attempt_at = clock_timestamp() - interval '1 second' WHERE id = :'d1';
+SELECT is(pg_temp.claim(10, 'B', 10, 0), 1, 'lease: once it ran out, another dispatcher takes it');
+SELECT o_claim AS c2 FROM got WHERE o_id IS NOT NULL \gset
+SELECT isnt(:'c2'::uuid, :'c1'::uuid, 'lease: under a new claim id');
+
+-- ---- stale claim results ignored --------------------------------------------------------
+SELECT pg_temp.complete(pg_temp.result(:'d1', :'c1', 'succeeded', 200));
+SELECT is((SELECT status || '/' || claim_id FROM octo_webhooks.deliveries WHERE id = :'d1'), 'pending/' || :'c2',
+          'stale: the outcome of an expired lease is not applied');
+SELECT is((SELECT count(*)::int FROM octo_webhooks.attempts WHERE delivery_id = :'d1'), 1, 'stale: its attempt is still logged');
+SELECT pg_temp.complete(pg_temp.result(:'d1', :'c2', 'succeeded', 200));
+SELECT is((SELECT status FROM octo_webhooks.deliveries WHERE id = :'d1'), 'succeeded', 'stale: the current lease''s outcome applies');
+SELECT ok((SELECT claim_id IS NULL AND completed_at IS NOT NULL AND last_status = 200 AND attempts = 1
+             FROM octo_webhooks.deliveries WHERE id = :'d1'), 'stale: claim cleared, completed, status and attempt count set');
+SELECT pg_temp.complete(pg_temp.result(:'d1', :'c2', 'failed', 500));
+SELECT is((SELECT status FROM octo_webhooks.deliveries WHERE id = :'d1'), 'succeeded', 'stale: an ended delivery stays ended');
+
+-- ---- the per-webhook cap --------------------------------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS w2 \gset
+SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || g))) FROM generate_series(1, 5) g;
+SELECT is(pg_temp.claim(10, 'A', 2, 0), 2, 'cap: at most 2 in flight per webhook');
+SELECT is((SELECT o_held FROM got WHERE o_id IS NULL), 1, 'cap: the last row says a cap held due work back');
+SELECT is(pg_temp.claim(10, 'B', 2, 0), 0, 'cap: none more while 2 are in flight, whoever claims');
+SELECT is((SELECT o_held FROM got WHERE o_id IS NULL), 1, 'cap: still held');
+SELECT pg_temp.complete(pg_temp.result(d.id, d.claim_id, 'succeeded', 200))
+  FROM octo_webhooks.deliveries d WHERE d.claim_id IS NOT NULL ORDER BY d.event_id LIMIT 1;
+SELECT is(pg_temp.claim(10, 'A', 2, 0), 1, 'cap: one ended, one more is claimed');
+SELECT is(pg_temp.claim(1, 'A', 5, 0), 1, 'cap: p_limit bounds the batch');
+SELECT is((SELECT o_held FROM got WHERE o_id IS NULL), 0,
+          'cap: a full batch is not "held" (the dispatcher claims again when its batch came back full)');
+
+-- ---- the rate cap (claims per webhook per second) -------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS w3 \gset
+SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || g))) FROM generate_series(1, 5) g;
+-- start early in a second so both claims fall in one window (asserted after)
+DO $$ BEGIN
+    WHILE extract(microseconds FROM clock_timestamp())::bigint % 1000000 > 200000 LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
+SELECT pg_temp.claim(10, 'A', 10, 3) AS r1 \gset
+SELECT o_held AS held1 FROM got WHERE o_id IS NULL \gset
+SELECT pg_temp.claim(10, 'A', 10, 3) AS r2 \gset
+SELECT is(:r1, 3, 'rate: 3 per second');
+SELECT is(:held1, 1, 'rate: held');
+SELECT is(:r2, 0, 'rate: none more in the same second');
+SELECT is((SELECT used FROM octo_webhooks.webhook_rate WHERE webhook_id = :'w3'), 3, 'rate: the window counts 3');
+UPDATE octo_webhooks.webhook_rate SET window_start = window_start - interval '1 second';
+SELECT is(pg_temp.claim(10, 'A', 10, 3), 2, 'rate: the next second, the rest');
+
+-- ---- order per object: parking and unparking ---------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('booking_update') AS w4 \gset
+SELECT octo_webhooks.emit('booking_update', jsonb_build_object('uuid', 'b-9', 'n', g), 'c') FROM generate_series(1, 3) g;
+SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-other"}', 'c');
+SELECT is((SELECT array_agg(next_attempt_at = 'infinity' ORDER BY event_id) FROM octo_webhooks.deliveries WHERE object_key = 'b-9'),
+          ARRAY[false, true, true], 'order: later deliveries of an object wait parked');
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 2, 'order: the head of each object is claimed, not the parked');
+SELECT is((SELECT array_agg(o_object_key ORDER BY o_object_key) FROM got WHERE o_id IS NOT NULL), ARRAY['b-9', 'b-other'],
+          'order: one per object');
+SELECT o_id AS h1, o_claim AS hc1 FROM got WHERE o_object_key = 'b-9' \gset
+SELECT pg_temp.complete(pg_temp.result(:'h1', :'hc1', 'pending', 500, 30));
+SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE object_key = 'b-9' AND next_attempt_at = 'infinity'), 2,
+          'order: a retry keeps the others parked');
+SELECT ok((SELECT next_attempt_at BETWEEN clock_timestamp() + interval '25 seconds' AND clock_timestamp() + interval '31 seconds'
+             FROM octo_webhooks.deliveries WHERE id = :'h1'), 'order: the retry is due after retry_in');
+UPDATE octo_webhooks.deliveries SET next_attempt_at = clock_timestamp() WHERE id = :'h1';
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 1, 'order: the retry is claimed again');
+SELECT o_claim AS hc2 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'h1', :'hc2', 'succeeded', 200));
+SELECT is((SELECT array_agg(next_attempt_at = 'infinity' ORDER BY event_id) FROM octo_webhooks.deliveries
+            WHERE object_key = 'b-9' AND status = 'pending'), ARRAY[false, true], 'order: the next in event order is unparked');
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 1, 'order: and claimed');
+SELECT is((SELECT ((o_object::jsonb)->>'n')::int FROM got WHERE o_id IS NOT NULL), 2, 'order: it is event 2');
+SELECT o_id AS h2, o_claim AS hc3 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'h2', :'hc3', 'failed', 500));
+SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE object_key = 'b-9' AND status = 'pending'
+             AND next_attempt_at <> 'infinity'), 1, 'order: a failed delivery unparks the next too');
+
+-- ---- held / next_in ---------------------------------------------------------------
+SELECT pg_temp.reset();
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'next_in: nothing pending');
+SELECT ok((SELECT o_held = 0 AND o_next_in IS NULL FROM got), 'next_in: NULL when nothing waits, nothing held');
+SELECT pg_temp.webhook('product_update') AS w5 \gset
+SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}');
+SELECT octo_webhooks.emit('product_update', '{"id": "p-1", "v": 2}');
+UPDATE octo_webhooks.deliveries SET next_attempt_at = clock_timestamp() + interval '30 seconds' WHERE next_attempt_at <> 'infinity';
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'next_in: nothing due yet');
+SELECT ok((SELECT o_held = 0 AND o_next_in BETWEEN 25 AND 30 FROM got), 'next_in: the seconds until the next falls due');
+UPDATE octo_webhooks.deliveries SET next_attempt_at = 'infinity';
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'next_in: parked only');
+SELECT ok((SELECT o_next_in IS NULL FROM got), 'next_in: parked lines are woken by complete(), not by time');
+
+-- ---- 410 Gone ------------------------------------------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS w6 \gset
+SELECT octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || g)) FROM generate_series(1, 3) g;
+SELECT is(pg_temp.claim(1, 'A', 10, 0), 1, 'gone: one claimed');
+SELECT o_id AS g1, o_claim AS gc1 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'g1', :'gc1', 'failed', 410, 0, true));
+SELECT ok((SELECT NOT active AND disabled_reason = 'the endpoint answered 410 Gone' AND disabled_at IS NOT NULL
+             FROM octo_webhooks.webhooks WHERE id = :'w6'), 'gone: 410 deactivates the webhook, saying why');
+SELECT is((SELECT array_agg(DISTINCT status || ': ' || last_error) FROM octo_webhooks.deliveries WHERE id <> :'g1'),
+          ARRAY['failed: webhook deactivated: the endpoint answered 410 Gone'], 'gone: what it had pending fails');
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'gone: nothing left to claim');
+
+-- ---- auto-disable ----------------------------------------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS w7 \gset
+SELECT octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || g)) FROM generate_series(1, 2) g;
+SELECT is(pg_temp.claim(1, 'A', 10, 0), 1, 'disable: claimed');
+SELECT o_id AS a1, o_claim AS ac1 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'a1', :'ac1', 'pending', 500, 60), '1 day');
+SELECT ok((SELECT active AND failing_since BETWEEN clock_timestamp() - interval '1 minute' AND clock_timestamp()
+             FROM octo_webhooks.webhooks WHERE id = :'w7'), 'disable: a failure starts the failing streak, still active');
+UPDATE octo_webhooks.webhooks SET failing_since = clock_timestamp() - interval '2 days' WHERE id = :'w7';
+UPDATE octo_webhooks.deliveries SET next_attempt_at = clock_timestamp() WHERE id = :'a1';
+SELECT is(pg_temp.claim(1, 'A', 10, 0), 1, 'disable: retried');
+SELECT o_claim AS ac2 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'a1', :'ac2', 'pending', 500, 60), '1 day');
+SELECT ok((SELECT NOT active AND disabled_reason = 'every delivery attempt failed for 1 day'
+             FROM octo_webhooks.webhooks WHERE id = :'w7'), 'disable: failing longer than p_disable_after deactivates');
+SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE status = 'pending'), 0, 'disable: its deliveries failed');
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS w8 \gset
+SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}');
+UPDATE octo_webhooks.webhooks SET failing_since = clock_timestamp() - interval '2 days' WHERE id = :'w8';
+SELECT is(pg_temp.claim(1, 'A', 10, 0), 1, 'disable: claimed');
+SELECT o_id AS s1, o_claim AS sc1 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'s1', :'sc1', 'succeeded', 200), '1 day');
+SELECT ok((SELECT active AND failing_since IS NULL FROM octo_webhooks.webhooks WHERE id = :'w8'),
+          'disable: a success ends the streak');
+
+SELECT * FROM finish();
+ROLLBACK;
