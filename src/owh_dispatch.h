@@ -35,9 +35,20 @@ typedef struct loop_t {
     json_t *supplier;               /* from the directives */
     apr_array_header_t *waiting;    /* job_t *: claimed, waiting for a host slot */
     apr_hash_t *hosts;              /* host -> int * in flight */
+    apr_pool_t *hookpool;           /* host_hooks, started over when it grows large */
+    apr_hash_t *host_hooks;         /* host -> apr_hash_t of webhook ids seen there: a
+                                     * claim skips them while the host is full */
+    int host_hooks_n;
     apr_pool_t *respool;
-    apr_array_header_t *results;    /* owh_result_t *: to record */
-    apr_time_t results_since;       /* when the oldest unrecorded outcome came */
+    apr_array_header_t *results;    /* owh_result_t *: to record with the next round trip */
+    owh_queue_cycle_t *cycle;       /* the round trip in flight, or NULL */
+    apr_pool_t *cyclepool;          /* its memory: its outcomes, its claimed rows */
+    apr_array_header_t *cycle_results; /* the outcomes it carries (again if it fails) */
+    int cycle_claims, cycle_limit;  /* it claims, up to this many */
+    int more;                       /* the last claim was full: claim again at once */
+    int freed;                      /* a transfer ended since the last claim */
+    apr_time_t next_poll;           /* claim at the latest then */
+    apr_time_t unparked_at;         /* the last unpark_orphans() */
     apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
     int claimed;                    /* running + waiting */
     int held;                       /* the last claim left due work behind a cap */
@@ -117,6 +128,10 @@ owh_event_view_t *owh_jobs_cache_view(loop_t *L, const char *key, const char *ev
                                       const char *previous, const char *language);
 const char *owh_jobs_language(const owh_job_t *src, const owh_webhook_t *wh);
 const char *owh_jobs_caps(const owh_webhook_t *wh, apr_pool_t *p);
+
+/* owh_dispatcher.c: waits for the round trip in flight, so a statement of
+ * our own may use the connection (the claimed jobs it brings are started). */
+void owh_dispatcher_db_idle(loop_t *L);
 
 /* owh_resolve.c: parks j on the fetch of its view (starting it if needed). */
 void owh_resolve_attach(loop_t *L, job_t *j);

@@ -25,8 +25,8 @@
 
 #define OWH_USER_AGENT "mod_octo_webhooks/" OWH_VERSION
 #define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
-#define FLUSH_AFTER     apr_time_from_msec(20)     /* outcomes wait at most this long */
 #define BLOCKED_POLL    apr_time_from_msec(50)     /* due work held back by a cap: look again */
+#define UNPARK_EVERY    apr_time_from_sec(1)       /* orphaned parked deliveries: look this often */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -40,6 +40,8 @@ static int on_oom(int rv)
     return rv;
 }
 
+static void requeue_results(loop_t *L);
+
 static void on_stop(int sig)
 {
     stop_requested = 1;
@@ -48,6 +50,11 @@ static void on_stop(int sig)
 
 static void drop_db(loop_t *L)
 {
+    if (L->cycle) {
+        /* the connection is gone with the round trip: its outcomes go again */
+        requeue_results(L);
+        L->cycle = NULL;
+    }
     if (L->dbpool) apr_pool_destroy(L->dbpool);
     L->dbpool = NULL;
     L->db = NULL;
@@ -73,30 +80,23 @@ static int ensure_db(loop_t *L)
     return 1;
 }
 
-/* Writes recorded outcomes; kept in memory (and retried) while the database
- * is away. Unless forced, waits for half a batch or FLUSH_AFTER. */
-static int flush_results(loop_t *L, int force)
+/* The outcomes of a round trip that did not commit go with the next one
+ * (copied: the round trip's pool goes). */
+static void requeue_results(loop_t *L)
 {
-    apr_pool_t *tmp;
-    int wrote = 0;
-    if (!L->results->nelts || !L->db) return 0;
-    if (!force && L->results->nelts < L->sc->batch_size / 2 && owh_deliver_running(L->deliver)
-        && apr_time_now() - L->results_since < FLUSH_AFTER)
-        return 0;
-    tmp = owh_dsp_pool(L->pool, "owh_dsp_tmp");
-    if (owh_queue_complete(L->db, L->results, L->owner, L->sc->disable_after, tmp) == APR_SUCCESS) {
-        apr_pool_clear(L->respool);
-        L->results = apr_array_make(L->respool, 64, sizeof(owh_result_t *));
-        wrote = 1;
+    int i;
+    for (i = 0; i < L->cycle_results->nelts; ++i) {
+        owh_result_t *r = apr_pmemdup(L->respool, APR_ARRAY_IDX(L->cycle_results, i, owh_result_t *),
+                                      sizeof(owh_result_t));
+        r->delivery_id = apr_pstrdup(L->respool, r->delivery_id);
+        r->claim_id = apr_pstrdup(L->respool, r->claim_id);
+        r->webhook_id = r->webhook_id ? apr_pstrdup(L->respool, r->webhook_id) : NULL;
+        r->excerpt = r->excerpt ? apr_pstrdup(L->respool, r->excerpt) : NULL;
+        r->error = r->error ? apr_pstrdup(L->respool, r->error) : NULL;
+        APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
     }
-    else {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00504)
-                     "dispatcher: recording %d outcomes failed: %s", L->results->nelts,
-                     L->db->errmsg ? L->db->errmsg : "unknown error");
-        if (L->db->broken) drop_db(L);
-    }
-    apr_pool_destroy(tmp);
-    return wrote;
+    apr_pool_destroy(L->cyclepool);
+    L->cyclepool = NULL;
 }
 
 /* Gives a claimed job back to the queue (released with the batch's others). */
@@ -107,34 +107,12 @@ static void defer_job(loop_t *L, apr_array_header_t *defer, owh_job_t *src, job_
     apr_pool_destroy(j->pool);
 }
 
-/* Claims due work up to the free capacity; returns 1 if the batch was full. */
-static int claim(loop_t *L, apr_interval_time_t *next_due)
+/* Starts the jobs a round trip claimed (jobs live in the cycle's pool until
+ * prepare copies them). Runs with the connection idle. */
+static void start_claimed(loop_t *L, apr_array_header_t *jobs, apr_pool_t *tmp)
 {
-    apr_pool_t *tmp;
-    apr_array_header_t *jobs, *defer;
-    int limit = L->sc->max_concurrency - L->claimed, i, full;
-    owh_claim_params_t cp;
-    owh_claim_info_t info;
-
-    if (limit > L->sc->batch_size) limit = L->sc->batch_size;
-    if (limit <= 0 || !L->db) return 0;
-    tmp = owh_dsp_pool(L->pool, "owh_dsp_tmp");
-    jobs = apr_array_make(tmp, limit, sizeof(owh_job_t *));
-    defer = apr_array_make(tmp, 8, sizeof(owh_job_t *));
-    cp.limit = limit;
-    cp.lease = L->sc->lease;
-    cp.owner = L->owner;
-    cp.per_webhook = L->sc->webhook_concurrency;
-    cp.rate = L->sc->webhook_rate;
-    if (owh_queue_claim(L->db, &cp, jobs, &info, tmp) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00505)
-                     "dispatcher: claim failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
-        if (L->db->broken) drop_db(L);
-        apr_pool_destroy(tmp);
-        return 0;
-    }
-    full = jobs->nelts == limit;
-    L->held = info.held;
+    apr_array_header_t *defer = apr_array_make(tmp, 8, sizeof(owh_job_t *));
+    int i;
     for (i = 0; i < jobs->nelts; ++i) {
         owh_job_t *src = APR_ARRAY_IDX(jobs, i, owh_job_t *);
         job_t *j = owh_jobs_prepare(L, src);
@@ -159,15 +137,152 @@ static int claim(loop_t *L, apr_interval_time_t *next_due)
             else defer_job(L, defer, src, j);
         }
     }
-    if (defer->nelts) owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
-    /* Due work a cap held back: look again shortly (our own completions, or
-     * another host's unparking NOTIFY, wake us sooner). */
-    if (!full) {
-        if (info.held) *next_due = BLOCKED_POLL;
-        else if (info.next_in >= 0) *next_due = info.next_in;
+    if (defer->nelts && L->db && !L->cycle)
+        owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
+}
+
+/* What each busy host can still take here (start now, or wait for: one
+ * round of OctoWebhooksMaxPerHost), and which webhooks send to it: a claim
+ * takes no more for a host than that, so claimed work seldom has to go back.
+ * Idle hosts are left out (the list stays short with many resellers): the
+ * per-webhook cap bounds what one claim brings them. */
+static const char *host_room(loop_t *L, apr_pool_t *p)
+{
+    json_t *room, *hooks, *o;
+    apr_hash_index_t *hi, *hj;
+    apr_size_t len;
+    int i, k = 0;
+    if (!apr_hash_count(L->host_hooks)) return NULL;
+    room = json_array();
+    hooks = json_object();
+    for (hi = apr_hash_first(p, L->host_hooks); hi; hi = apr_hash_next(hi)) {
+        const void *host;
+        void *ids;
+        int left, *n;
+        apr_hash_this(hi, &host, NULL, &ids);
+        n = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
+        left = 2 * L->sc->max_per_host - (n ? *n : 0);
+        for (i = 0; i < L->waiting->nelts; ++i)
+            left -= !strcmp(APR_ARRAY_IDX(L->waiting, i, job_t *)->host, host);
+        if (left == 2 * L->sc->max_per_host) continue;          /* idle here */
+        json_array_append_new(room, json_integer(left > 0 ? left : 0));
+        for (hj = apr_hash_first(p, ids); hj; hj = apr_hash_next(hj)) {
+            const void *id;
+            apr_hash_this(hj, &id, NULL, NULL);
+            json_object_set_new(hooks, id, json_integer(k));
+        }
+        k++;
     }
+    if (!k) {
+        json_decref(room);
+        json_decref(hooks);
+        return NULL;
+    }
+    o = owh_json_pool_own(json_pack("{s:o, s:o}", "room", room, "hooks", hooks), p);
+    return owh_json_dump(o, &len, p);
+}
+
+/* Sends one round trip: the outcomes so far and, if wanted, a claim of up to
+ * the free capacity. The outcomes leave L->results for the cycle's pool. */
+static void cycle_send(loop_t *L, int want_claim)
+{
+    owh_cycle_req_t rq;
+    owh_claim_params_t cp;
+    int limit = L->sc->max_concurrency - L->claimed;
+    apr_status_t rv;
+
+    if (limit > L->sc->batch_size) limit = L->sc->batch_size;
+    memset(&rq, 0, sizeof(rq));
+    rq.results = L->results;
+    rq.owner = L->owner;
+    rq.disable_after = L->sc->disable_after;
+    if (want_claim && limit > 0) {
+        cp.limit = limit;
+        cp.lease = L->sc->lease;
+        cp.owner = L->owner;
+        cp.per_webhook = L->sc->webhook_concurrency;
+        cp.rate = L->sc->webhook_rate;
+        cp.hosts = host_room(L, L->respool);
+        rq.claim = &cp;
+    }
+    /* About once a second: deliveries parked behind one that ended before
+     * their emit() committed have nobody else to release them. */
+    if (rq.claim && apr_time_now() - L->unparked_at >= UNPARK_EVERY) {
+        rq.unpark = 1;
+        L->unparked_at = apr_time_now();
+    }
+    if (!rq.claim && !L->results->nelts) return;
+    /* the outcomes move with the round trip; new ones gather meanwhile */
+    L->cyclepool = L->respool;
+    L->cycle_results = L->results;
+    L->respool = owh_dsp_pool(L->pool, "owh_dsp_results");
+    L->results = apr_array_make(L->respool, 64, sizeof(owh_result_t *));
+    rv = owh_queue_cycle_send(&L->cycle, L->db, &rq, L->cyclepool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, L->s, OWHLOGNO(00504)
+                     "dispatcher: database round trip failed: %s",
+                     L->db->errmsg ? L->db->errmsg : "unknown error");
+        L->cycle = NULL;
+        requeue_results(L);
+        if (L->db->broken) drop_db(L);
+        return;
+    }
+    L->cycle_claims = rq.claim != NULL;
+    L->cycle_limit = rq.claim ? cp.limit : 0;
+}
+
+/* Reads the round trip in flight (block: to its end). When it is over:
+ * outcomes recorded, the claimed jobs started, L->held/L->next_in set.
+ * Returns 1 if it ended. */
+static int cycle_collect(loop_t *L, int block)
+{
+    apr_pool_t *tmp;
+    apr_array_header_t *jobs;
+    owh_claim_info_t info;
+    int done = 0;
+    apr_status_t rv;
+
+    if (!L->cycle) return 0;
+    tmp = owh_dsp_pool(L->pool, "owh_dsp_tmp");
+    jobs = apr_array_make(tmp, L->cycle_limit > 0 ? L->cycle_limit : 1, sizeof(owh_job_t *));
+    rv = owh_queue_cycle_read(L->cycle, block, &done, jobs, &info);
+    if (!done) {
+        apr_pool_destroy(tmp);
+        return 0;
+    }
+    L->cycle = NULL;
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, L->s, OWHLOGNO(00505)
+                     "dispatcher: recording %d outcomes%s failed: %s", L->cycle_results->nelts,
+                     L->cycle_claims ? " and claiming" : "", L->db->errmsg ? L->db->errmsg : "unknown error");
+        requeue_results(L);
+        if (L->db->broken) drop_db(L);
+        L->next_poll = apr_time_now() + apr_time_from_msec(200);
+        apr_pool_destroy(tmp);
+        return 1;
+    }
+    if (L->cycle_claims) {
+        L->held = info.held;
+        L->more = jobs->nelts == L->cycle_limit;
+        /* Due work a cap held back: our own completions wake us; another
+         * host's, its unparking NOTIFY or this poll. */
+        L->next_poll = apr_time_now() + (L->more ? 0 : info.held ? BLOCKED_POLL
+                                         : info.next_in >= 0 && info.next_in < L->sc->poll_interval
+                                         ? info.next_in : L->sc->poll_interval);
+        L->freed = 0;
+    }
+    start_claimed(L, jobs, tmp);
+    apr_pool_destroy(L->cyclepool);     /* the jobs were copied by prepare */
+    L->cyclepool = NULL;
     apr_pool_destroy(tmp);
-    return full;
+    return 1;
+}
+
+/* Waits for the round trip in flight: before a statement of our own on the
+ * connection (resolve mode's view_state, shutdown). */
+void owh_dispatcher_db_idle(loop_t *L)
+{
+    while (L->cycle && L->db) cycle_collect(L, 1);
 }
 
 static void drain_notifications(loop_t *L, int *wake)
@@ -186,18 +301,21 @@ static json_t *default_supplier(owh_srv_conf_t *sc, apr_pool_t *p)
     return o;
 }
 
+/* The loop: at most one database round trip in flight (outcomes + claim),
+ * overlapping the transfers. A transfer that ends frees its slot at once;
+ * if a cap held due work back, the next round trip claims for it right away,
+ * carrying every outcome that arrived meanwhile (batches form by themselves
+ * under load, and stay one row under a trickle). */
 static int dispatch_loop(loop_t *L)
 {
-    apr_time_t next_poll = 0, stop_deadline = 0;
+    apr_time_t stop_deadline = 0;
     apr_interval_time_t backoff = apr_time_from_msec(200);
-    int wake = 1, more = 0, free_slots;
-    int min_claim = L->sc->batch_size < L->sc->max_concurrency ? L->sc->batch_size : L->sc->max_concurrency;
+    int wake = 1;
 
-    min_claim = min_claim / 2 ? min_claim / 2 : 1;
-    while (!stop_requested || owh_deliver_running(L->deliver)) {
+    L->next_poll = 0;
+    while (!stop_requested || owh_deliver_running(L->deliver) || L->cycle) {
         apr_time_t now = apr_time_now();
-        int ready = 0, timeout_ms;
-        apr_interval_time_t next_due = L->sc->poll_interval;
+        int ready = 0, timeout_ms, free_slots, want_claim;
 
         if (stop_requested && !stop_deadline) stop_deadline = now + STOP_GRACE;
         if (stop_deadline && now > stop_deadline) break;
@@ -213,35 +331,30 @@ static int dispatch_loop(loop_t *L)
             backoff = apr_time_from_msec(200);
             wake = 1;
         }
-        /* Finished deliveries free per-webhook slots: claim again if a cap
-         * held work back. */
-        if (flush_results(L, stop_requested) && L->held) wake = 1;
-        /* A NOTIFY that arrived with our own statement's result (complete()
+        if (L->cycle) cycle_collect(L, 0);
+        /* A NOTIFY that arrived with a statement's result (complete()
          * unparking an object's next delivery) sits in libpq, not the socket. */
         drain_notifications(L, &wake);
-        /* Claim when there is room for half a batch (or nothing is running):
-         * a trickle of one-row claims would cost a round trip per delivery. */
         free_slots = L->sc->max_concurrency - L->claimed;
-        if (!stop_requested && L->db && (wake || more || now >= next_poll)
-            && (L->claimed == 0 || free_slots >= min_claim)) {
-            wake = 0;
-            more = claim(L, &next_due);
-            if (next_due > L->sc->poll_interval) next_due = L->sc->poll_interval;
-            next_poll = apr_time_now() + next_due;
+        want_claim = !stop_requested && free_slots > 0
+                     && (wake || L->more || now >= L->next_poll || (L->held && L->freed));
+        if (L->db && !L->cycle && (want_claim || L->results->nelts)) {
+            if (want_claim) wake = 0;
+            cycle_send(L, want_claim);
         }
         owh_jobs_start_waiting(L);
-        drain_notifications(L, &wake);
 
-        timeout_ms = ((more || wake) && free_slots >= min_claim) ? 0 : (int)((next_poll - apr_time_now()) / 1000);
+        if (L->cycle) timeout_ms = 1000;        /* its answer wakes us */
+        else if (L->results->nelts) timeout_ms = 0;
+        else timeout_ms = (int)((L->next_poll - apr_time_now()) / 1000);
         if (timeout_ms < 0) timeout_ms = 0;
-        if (L->results->nelts) {
-            int flush_ms = (int)((L->results_since + FLUSH_AFTER - apr_time_now()) / 1000);
-            if (flush_ms < timeout_ms) timeout_ms = flush_ms < 0 ? 0 : flush_ms;
-        }
         if (timeout_ms > 1000) timeout_ms = 1000;
         if (stop_requested && timeout_ms > 100) timeout_ms = 100;
         owh_deliver_wait(L->deliver, L->db ? owh_store_socket(L->db) : -1, timeout_ms, &ready);
-        if (ready) drain_notifications(L, &wake);
+        if (ready) {
+            if (L->cycle) cycle_collect(L, 0);
+            drain_notifications(L, &wake);
+        }
         owh_deliver_process(L->deliver, owh_jobs_on_done, L);
     }
     return 0;
@@ -257,8 +370,14 @@ static void hand_back(loop_t *L)
     apr_hash_index_t *hi;
     int i, k;
     if (!L->db && !ensure_db(L)) return;
-    flush_results(L, 1);
+    owh_dispatcher_db_idle(L);
+    if (!L->db && !ensure_db(L)) return;
     tmp = owh_dsp_pool(L->pool, "owh_dsp_tmp");
+    if (L->results->nelts
+        && owh_queue_complete(L->db, L->results, L->owner, L->sc->disable_after, tmp) != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00513)
+                     "dispatcher: recording %d outcomes at shutdown failed: %s", L->results->nelts,
+                     L->db->errmsg ? L->db->errmsg : "unknown error");
     jobs = apr_array_make(tmp, 16, sizeof(owh_job_t *));
     for (i = 0; i < L->waiting->nelts; ++i)
         APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->waiting, i, job_t *)->job;
@@ -333,6 +452,8 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
     L.waiting = apr_array_make(p, 64, sizeof(job_t *));
     L.inflight = apr_array_make(p, 256, sizeof(job_t *));
     L.hosts = apr_hash_make(p);
+    L.hookpool = owh_dsp_pool(p, "owh_dsp_host_hooks");
+    L.host_hooks = apr_hash_make(L.hookpool);
     L.respool = owh_dsp_pool(p, "owh_dsp_results");
     L.results = apr_array_make(L.respool, 64, sizeof(owh_result_t *));
     memset(&dparams, 0, sizeof(dparams));

@@ -54,6 +54,27 @@ static owh_event_view_t *event_view(loop_t *L, const owh_job_t *src)
                               src->object_json, src->previous_json, src->language);
 }
 
+/* Remembers that webhook id sends to host, so claims can pass it over while
+ * the host is full (instead of claiming work that would only wait or go
+ * back). Started over past 10,000 pairs: it is a hint, not a record. */
+static void host_hook_note(loop_t *L, const char *host, const char *id)
+{
+    apr_hash_t *ids = apr_hash_get(L->host_hooks, host, APR_HASH_KEY_STRING);
+    if (ids && apr_hash_get(ids, id, APR_HASH_KEY_STRING)) return;
+    if (L->host_hooks_n >= 10000) {
+        apr_pool_clear(L->hookpool);
+        L->host_hooks = apr_hash_make(L->hookpool);
+        L->host_hooks_n = 0;
+        ids = NULL;
+    }
+    if (!ids) {
+        ids = apr_hash_make(L->hookpool);
+        apr_hash_set(L->host_hooks, apr_pstrdup(L->hookpool, host), APR_HASH_KEY_STRING, ids);
+    }
+    apr_hash_set(ids, apr_pstrdup(L->hookpool, id), APR_HASH_KEY_STRING, "");
+    L->host_hooks_n++;
+}
+
 int *owh_jobs_host_count(loop_t *L, const char *host)
 {
     int *n = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
@@ -94,8 +115,8 @@ void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh
                  r->latency_ms, r->outcome == OWH_OUTCOME_SUCCEEDED ? "succeeded"
                  : r->outcome == OWH_OUTCOME_FAILED ? "failed" : "retry",
                  r->error ? ", " : "", r->error ? r->error : "");
-    if (!L->results->nelts) L->results_since = apr_time_now();
     APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
+    L->freed = 1;
 }
 
 static void inflight_remove(loop_t *L, job_t *j)
@@ -180,6 +201,7 @@ job_t *owh_jobs_prepare(loop_t *L, owh_job_t *src)
     }
     if (apr_uri_parse(p, j->wh->url, &uri) == APR_SUCCESS && uri.hostname)
         j->host = apr_psprintf(p, "%s:%s", uri.hostname, uri.port_str ? uri.port_str : uri.scheme);
+    host_hook_note(L, j->host, j->wh->id);
     j->supplier = L->supplier;
     if (src->supplier_json) {
         json_error_t jerr;

@@ -37,6 +37,9 @@ typedef struct owh_claim_params_t {
     const char *owner;           /* host:pid */
     int per_webhook;             /* in flight per webhook, across dispatchers */
     int rate;                    /* claims per webhook per second; 0: no cap */
+    const char *hosts;           /* JSON {"room": [n, ...], "hooks": {"<webhook id>": i, ...}}:
+                                 * the webhooks of host i take at most room[i] in all
+                                 * (what that host can start or queue here), or NULL */
 } owh_claim_params_t;
 
 /* When to claim again, as the claim saw it. */
@@ -67,6 +70,33 @@ apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const cha
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
                                apr_interval_time_t delay, apr_pool_t *p);
 
+
+/* ---- one round trip: release, complete, claim, asynchronously -------------
+ * The dispatcher keeps at most one cycle in flight on its connection, in
+ * libpq's pipeline mode: claims handed back, outcomes recorded and the next
+ * claim travel together and run in one implicit transaction (one commit),
+ * while transfers go on. Outcomes arriving meanwhile ride the next cycle. */
+typedef struct owh_queue_cycle_t owh_queue_cycle_t;
+
+typedef struct owh_cycle_req_t {
+    const apr_array_header_t *results;  /* owh_result_t *: outcomes to record, or NULL */
+    const char *owner;
+    apr_interval_time_t disable_after;
+    const owh_claim_params_t *claim;    /* NULL: claim nothing */
+    int unpark;                         /* release orphaned parked deliveries first
+                                         * (octo_webhooks.unpark_orphans) */
+} owh_cycle_req_t;
+
+/* Sends a cycle; its memory (and the jobs it claims) live in p. */
+apr_status_t owh_queue_cycle_send(owh_queue_cycle_t **pc, owh_db_t *db, const owh_cycle_req_t *rq,
+                                  apr_pool_t *p);
+
+/* Reads what has arrived (block: waits for all of it). *done once the round
+ * trip is over: claimed owh_job_t * appended to jobs, info set. Not
+ * APR_SUCCESS: a statement failed (db->errmsg; nothing of the cycle was
+ * applied) or the connection broke (db->broken). */
+apr_status_t owh_queue_cycle_read(owh_queue_cycle_t *c, int block, int *done, apr_array_header_t *jobs,
+                                  owh_claim_info_t *info);
 
 /* LISTENs on the queue's channel: emit(), complete() and recover() NOTIFY it. */
 apr_status_t owh_queue_listen(owh_db_t *db, apr_pool_t *p);

@@ -6,9 +6,11 @@
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_escape.h>
+#include <apr_uri.h>
 
 #include "owh_dispatch.h"
 #include "owh_json.h"
+#include "owh_diff.h"
 
 /* The object of a fetch's answer: the object itself, or for availability the
  * item of the array whose id is the event's. */
@@ -40,16 +42,28 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
 {
     loop_t *L = ctx;
     fetch_t *f = baton;
-    const char *err = NULL, *object = NULL, *previous = NULL;
+    const char *err = NULL, *detail = NULL, *object = NULL, *previous = NULL;
     owh_event_view_t *view = NULL;
     int i;
 
     apr_hash_set(L->fetches, f->key, APR_HASH_KEY_STRING, NULL);
-    if (res->error) err = res->error;
-    else if (res->status_code != 200) err = apr_psprintf(f->pool, "HTTP %d", res->status_code);
+    /* err is what resellers read in their attempt log: no URL, host, port
+     * or transport detail of the supplier's systems (those go to our log). */
+    if (res->error) {
+        err = "the supplier's API did not answer";
+        detail = res->error;
+    }
+    else if (res->status_code != 200) err = apr_psprintf(f->pool, "the supplier's API answered HTTP %d",
+                                                        res->status_code);
     else if (res->truncated) err = apr_psprintf(f->pool, "the answer is over OctoWebhooksMaxPayloadSize (%"
                                                 APR_SIZE_T_FMT " bytes)", L->sc->max_payload);
-    else object = fetched_object(f, res->excerpt, res->excerpt_len, &err);
+    else if ((object = fetched_object(f, res->excerpt, res->excerpt_len, &err))) {
+        /* card payment details never reach resolved_states (nor any payload) */
+        json_error_t jerr;
+        json_t *o = owh_json_pool_own(json_loads(object, 0, &jerr), f->pool);
+        apr_size_t n;
+        if (o && owh_diff_strip_card_payments(o)) object = owh_json_dump(o, &n, f->pool);
+    }
     if (!err && f->contact) {
         /* Accept-Language is the booking contact's: learnt from this answer */
         json_error_t jerr;
@@ -57,7 +71,9 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
             owh_json_pool_own(json_loads(object, 0, &jerr), f->pool), f->pool);
         if (locale && fetch_again(L, f, locale)) return;
     }
-    /* The state this view was last sent at is where its diff starts. */
+    /* The state this view was last sent at is where its diff starts (our
+     * own statement: the round trip in flight ends first). */
+    if (!err && f->type != OWH_EVENT_AVAILABILITY) owh_dispatcher_db_idle(L);
     if (!err && f->type != OWH_EVENT_AVAILABILITY
         && (!L->db || owh_queue_view_state(L->db, f->state_key, f->event_id, object, &previous, f->pool)
                       != APR_SUCCESS))
@@ -66,7 +82,12 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
                                     previous, f->language)))
         err = "the answer is not a JSON object";
     L->resolving -= f->waiters->nelts;
-    if (err) err = apr_pstrcat(f->pool, "resolving the object: ", f->what, ": ", err, NULL);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00530)
+                     "resolve: %s failed for %d deliveries: %s%s%s", f->what, f->waiters->nelts, err,
+                     detail ? ": " : "", detail ? detail : "");
+        err = apr_pstrcat(f->pool, "resolving the object: ", err, NULL);
+    }
     for (i = 0; i < f->waiters->nelts; ++i) {
         job_t *j = APR_ARRAY_IDX(f->waiters, i, job_t *);
         if (err) owh_jobs_fail(L, j, err, res->started, res->latency_ms);
@@ -76,6 +97,14 @@ static void on_fetch_done(void *ctx, void *baton, const owh_transfer_result_t *r
         }
     }
     apr_pool_destroy(f->pool);
+}
+
+/* A URL for the log: never its credentials. */
+static const char *url_for_log(const char *url, apr_pool_t *p)
+{
+    apr_uri_t uri;
+    if (apr_uri_parse(p, url, &uri) != APR_SUCCESS) return "(an unparsable URL)";
+    return apr_uri_unparse(p, &uri, APR_URI_UNP_OMITUSERINFO);
 }
 
 /* Sends f's request: Accept, the supplier API token, the webhook's
@@ -90,7 +119,7 @@ static apr_status_t fetch_send(loop_t *L, fetch_t *f)
     p = owh_dsp_pool(L->pool, "owh_dsp_fetch_request");  /* owh_deliver_process destroys it after on_fetch_done */
     headers = apr_array_make(p, 4, sizeof(owh_header_t));
 
-    f->what = apr_pstrcat(f->pool, f->method, " ", f->url, NULL);
+    f->what = apr_pstrcat(f->pool, f->method, " ", url_for_log(f->url, f->pool), NULL);
     h = &APR_ARRAY_PUSH(headers, owh_header_t);
     h->name = "Accept";
     h->value = "application/json";
@@ -177,8 +206,9 @@ static apr_status_t fetch_start(loop_t *L, job_t *j, fetch_t **pf, const char **
         return APR_EINVAL;
     }
     if (fetch_send(L, f) != APR_SUCCESS) {
-        *perr = apr_pstrcat(j->pool, "resolving the object: ", f->method, " ", f->url,
-                            ": the request could not be prepared", NULL);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00531)
+                     "resolve: %s %s: the request could not be prepared", f->method, url_for_log(f->url, p));
+        *perr = "resolving the object: the request to the supplier's API could not be prepared";
         apr_pool_destroy(p);
         return APR_EGENERAL;
     }

@@ -46,6 +46,11 @@ is($got{content}{headers}{'content-language'}, 'es', 'Content-Language es');
 ok(!exists $got{card}{json}{booking}{cardPayment}, 'octo/cardPayments: cardPayment stripped');
 unlike($got{card}{body}, qr/pi_fake_secret/, 'no card session anywhere');
 is($got{card}{json}{booking}{pricing}{retail}, 1000, 'the rest of the cardPayments view is there');
+is(q_at($db, q{SELECT count(*) FROM octo_webhooks.resolved_states WHERE object::text LIKE '%cardPayment%'
+                  OR object::text LIKE '%pi_fake_secret%'})->[0][0], 0,
+   'cardPayment is stripped before the view is stored (resolved_states)');
+cmp_ok(q_at($db, q{SELECT count(*) FROM octo_webhooks.resolved_states WHERE state_key LIKE '%cardPayments%'})->[0][0], '>=', 1,
+       '... where the cardPayments view is stored');
 is_deeply($got{pricing}{json}{diff}, [], "a view's first event: diff []");
 
 my @fetch = grep { $_->{path} =~ m{^/octo-api/} } @{ $sink->requests };
@@ -112,8 +117,10 @@ wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.attempts a JOIN 
                              WHERE d.webhook_id = $1}, $wm->{id})->[0][0] >= 1 }, 10);
 my $err = q_at($db, q{SELECT a.error, a.status_code FROM octo_webhooks.attempts a JOIN octo_webhooks.deliveries d ON d.id = a.delivery_id
                       WHERE d.webhook_id = $1 ORDER BY a.id LIMIT 1}, $wm->{id})->[0];
-like($err->[0] // '', qr{^resolving the object: GET http://127\.0\.0\.1:\d+/octo-api/bookings/b-later: HTTP 404$},
-     'the attempt says which fetch failed and how');
+is($err->[0] // '', "resolving the object: the supplier's API answered HTTP 404",
+   'the attempt says the fetch failed and how, without the supplier API\'s address');
+like($h->error_log, qr{OWH00530: resolve: GET http://127\.0\.0\.1:\d+/octo-api/bookings/b-later failed for 1 deliveries: the supplier's API answered HTTP 404},
+     'the full detail goes to the error log');
 is(scalar @{ $sink->requests('/missing') }, 0, 'nothing was sent to the endpoint');
 $sink->octo_state({ 'b-later' => { status => 'CONFIRMED' } });
 my $m = $sink->wait_for(path => '/missing', timeout => 15)->[0];

@@ -100,9 +100,26 @@ $row = wait_until(sub { q_at($db, q{SELECT d.status, length(a.response_excerpt) 
     WHERE d.webhook_id = $1 AND e.object_key = 'p-small' AND d.status <> 'pending'}, $big)->[0] }, 10);
 is_deeply($row, [ 'succeeded', 100 ], 'a 5,000-byte response: read up to OctoWebhooksResponseCap (100), the rest dropped');
 
-# --- per-webhook concurrency 1 (the default) and the rate cap, on a second host
+# --- the default per-webhook concurrency (16): distinct objects to one
+# webhook overlap; one object's deliveries still take turns
+# (a sink of its own: the other webhooks' retries share no host with it)
+my $msink = start_sink();
+$msink->behave('/many', delay => 0.6);
+my $many = api_at($h->base, 'POST', '/webhooks', token => $tok, json => {
+    event => 'product_update', url => $msink->url('/many') })->{json}{id};
+q_at($db, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'm-' || g))) FROM generate_series(1, 4) g});
+q_at($db, q{SELECT octo_webhooks.emit('product_update', '{"id": "m-1", "v": 2}')});
+my $m = $msink->wait_for(path => '/many', count => 5, timeout => 15);
+my @mt = sort { $a <=> $b } map { $_->{time} } grep { !$_->{json}{product}{v} } @$m;
+cmp_ok($mt[-1] - $mt[0], '<', 0.5, 'default concurrency: four objects were in flight together (spread '
+       . sprintf('%.2f', $mt[-1] - $mt[0]) . ' s)');
+my ($m1) = grep { $_->{json}{product}{id} eq 'm-1' && !$_->{json}{product}{v} } @$m;
+my ($m2) = grep { $_->{json}{product}{v} } @$m;
+cmp_ok($m2->{time} - $m1->{time}, '>=', 0.55, "one object's second event waited for its first to end");
+
+# --- per-webhook concurrency 1 (no longer the default: 16) and the rate cap, on a second host
 my $db2 = new_database();
-my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookRate 4");
+my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookRate 4\nOctoWebhooksWebhookConcurrency 1");
 my $t2 = dtoken($db2, 'res-c', 'octo:read.webhooks', 'octo:write.webhooks');
 $sink->behave('/one', delay => 0.4);
 my $one_id = api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/one') })->{json}{id};

@@ -95,7 +95,7 @@ for my $ddl ('CREATE TABLE octo_webhooks.x (a int)',
              'CREATE INDEX x ON octo_webhooks.deliveries (id)',
              q{CREATE FUNCTION octo_webhooks.x() RETURNS int LANGUAGE sql AS 'SELECT 1'},
              q{CREATE OR REPLACE FUNCTION octo_webhooks.iso(t timestamptz) RETURNS text LANGUAGE sql AS 'SELECT 1::text'},
-             'DROP FUNCTION octo_webhooks.claim(int, interval, text, int, int)',
+             'DROP FUNCTION octo_webhooks.claim(int, interval, text, int, int, jsonb)',
              'DELETE FROM octo_webhooks.schema_migrations',
              'UPDATE octo_webhooks.tokens SET revoked_at = now()') {
     like(try_sql($rt_db, $ddl), $denied, "runtime cannot: $ddl");

@@ -2,18 +2,20 @@
 -- file changes (see README, "Schema").
 -- Claims due deliveries: per webhook at most p_per_webhook in flight and at
 -- most p_rate claimed per second (0: no rate cap), p_limit in all, oldest due
--- webhook first. Claims of all dispatchers take turns on one advisory lock so
--- the caps hold exactly across hosts; SKIP LOCKED keeps rows being completed
--- from blocking a claim. A last row with o_id NULL tells the dispatcher when
--- to look again: o_held > 0 if a cap held due work back, o_next_in the
--- seconds until the next delivery falls due (NULL: none waiting).
+-- webhook first; with p_hosts ({"room": [n, ...], "hooks": {"<webhook id>": i}},
+-- from the dispatcher) the webhooks of host i take at most room[i] together,
+-- so nothing is claimed that the dispatcher could only hand back. Claims of
+-- all dispatchers take turns on one advisory lock so the caps hold exactly
+-- across hosts; SKIP LOCKED keeps rows being completed from blocking a claim.
+-- The webhooks are chosen first, then all their rows are claimed by one
+-- UPDATE. What the claim saw behind its rows (held by a cap, next due) is
+-- read in the same transaction with claim_outlook().
 CREATE OR REPLACE FUNCTION octo_webhooks.claim(p_limit int, p_lease interval, p_owner text,
-                                    p_per_webhook int, p_rate int)
-RETURNS TABLE (o_id uuid, o_claim uuid, o_attempts int, o_webhook text, o_event_type text,
-               o_object_key text, o_object text, o_connection text, o_language text,
-               o_supplier text, o_secret text, o_secret_previous text,
-               o_held int, o_next_in float8,
-               o_previous text, o_event_id bigint, o_event_at text, o_sample boolean)
+                                               p_per_webhook int, p_rate int, p_hosts jsonb DEFAULT NULL)
+RETURNS TABLE (id uuid, claim uuid, attempts int, webhook text, event_type text,
+               object_key text, object text, connection text, language text,
+               supplier text, secret text, secret_previous text,
+               previous text, event_id bigint, event_at text, sample boolean)
 -- Plain index scans only: they mark the index entries completed deliveries
 -- left dead, so later claims skip them instead of revisiting the heap.
 LANGUAGE plpgsql SET enable_bitmapscan = off AS $$
@@ -22,13 +24,20 @@ DECLARE
     v_now   timestamptz;
     v_left  int := p_limit;
     v_take  int;
+    v_due   int;
     v_used  int;
-    v_got   int;
     v_held  int := 0;
     v_next  timestamptz;
+    v_room  int[];
+    v_g     int;
+    v_wids  uuid[] := '{}';
+    v_takes int[] := '{}';
 BEGIN
     PERFORM pg_advisory_xact_lock(7261003, 1);
     v_now := clock_timestamp();
+    IF p_hosts IS NOT NULL THEN
+        v_room := ARRAY(SELECT x::int FROM jsonb_array_elements_text(p_hosts->'room') AS x);
+    END IF;
     FOR h IN
         WITH RECURSIVE hooks(wid) AS (
             (SELECT d.webhook_id FROM octo_webhooks.deliveries d
@@ -62,55 +71,78 @@ BEGIN
              WHERE d.webhook_id = h.wid AND d.status = 'pending' AND d.next_attempt_at > v_now
                AND d.next_attempt_at < 'infinity' AND d.claim_id IS NOT NULL
              ORDER BY d.webhook_id, d.next_attempt_at LIMIT p_per_webhook) x;
-        v_take := least(v_take, v_left);
         IF p_rate > 0 THEN
             SELECT CASE WHEN r.window_start = date_trunc('second', v_now) THEN r.used ELSE 0 END
               INTO v_used FROM octo_webhooks.webhook_rate r WHERE r.webhook_id = h.wid;
             v_take := least(v_take, p_rate - coalesce(v_used, 0));
         END IF;
+        v_g := NULL;
+        IF p_hosts IS NOT NULL THEN
+            v_g := (p_hosts->'hooks'->>h.wid::text)::int + 1;
+            IF v_g IS NOT NULL THEN
+                v_take := least(v_take, v_room[v_g]);
+            END IF;
+        END IF;
         IF v_take <= 0 THEN
             v_held := v_held + 1;
             CONTINUE;
         END IF;
-        RETURN QUERY
-            WITH due AS (
-                SELECT d.id FROM octo_webhooks.deliveries d
-                 WHERE d.status = 'pending' AND d.webhook_id = h.wid AND d.next_attempt_at <= v_now
-                 ORDER BY d.next_attempt_at LIMIT v_take FOR UPDATE SKIP LOCKED)
-            UPDATE octo_webhooks.deliveries d
-               SET next_attempt_at = v_now + p_lease, claim_id = gen_random_uuid(), claimed_by = p_owner
-              FROM due JOIN octo_webhooks.events e ON true
-                   LEFT JOIN octo_webhooks.webhooks w ON w.id = h.wid
-             WHERE d.id = due.id AND e.id = d.event_id
-            RETURNING d.id, d.claim_id, d.attempts, d.webhook::text, e.event_type, d.object_key,
-                      e.object::text, d.connection_id, e.language, e.supplier::text, w.secret,
-                      CASE WHEN w.secret_previous_until > v_now THEN w.secret_previous END,
-                      NULL::int, NULL::float8,
-                      e.previous::text, e.id, octo_webhooks.iso(e.created_at), e.sample;
-        GET DIAGNOSTICS v_got = ROW_COUNT;
-        -- a cap, not the batch, stopped us: is more of this webhook due?
-        IF v_got = v_take AND v_take < v_left AND EXISTS (
-                SELECT 1 FROM octo_webhooks.deliveries d
-                 WHERE d.status = 'pending' AND d.webhook_id = h.wid AND d.next_attempt_at <= v_now) THEN
+        -- How many are due, up to one more than it may take: more means a
+        -- cap (not the batch, not the lack of work) held this webhook back.
+        SELECT count(*) INTO v_due FROM (
+            SELECT 1 FROM octo_webhooks.deliveries d
+             WHERE d.status = 'pending' AND d.webhook_id = h.wid AND d.next_attempt_at <= v_now
+             ORDER BY d.next_attempt_at LIMIT v_take + 1) x;
+        IF v_due > v_take AND v_take < v_left THEN
             v_held := v_held + 1;
         END IF;
-        v_left := v_left - v_got;
-        IF p_rate > 0 AND v_got > 0 THEN
+        v_take := least(v_take, v_due, v_left);
+        IF v_take <= 0 THEN
+            CONTINUE;
+        END IF;
+        v_wids := v_wids || h.wid;
+        v_takes := v_takes || v_take;
+        v_left := v_left - v_take;
+        IF v_g IS NOT NULL THEN
+            v_room[v_g] := v_room[v_g] - v_take;
+        END IF;
+    END LOOP;
+    PERFORM set_config('octo_webhooks.claim_held', v_held::text, true),
+            set_config('octo_webhooks.claim_next_in',
+                       coalesce(extract(epoch FROM v_next - clock_timestamp())::text, ''), true);
+    IF cardinality(v_wids) = 0 THEN
+        RETURN;
+    END IF;
+    -- One statement for every chosen webhook's due heads.
+    RETURN QUERY
+        WITH picks AS (SELECT p.wid, p.take FROM unnest(v_wids, v_takes) AS p(wid, take)),
+        due AS (
+            SELECT c.id, p.wid FROM picks p
+             CROSS JOIN LATERAL (
+                SELECT d.id FROM octo_webhooks.deliveries d
+                 WHERE d.status = 'pending' AND d.webhook_id = p.wid AND d.next_attempt_at <= v_now
+                 ORDER BY d.next_attempt_at LIMIT p.take FOR UPDATE SKIP LOCKED) c),
+        upd AS (
+            UPDATE octo_webhooks.deliveries d
+               SET next_attempt_at = v_now + p_lease, claim_id = gen_random_uuid(), claimed_by = p_owner
+              FROM due
+             WHERE d.id = due.id
+            RETURNING d.id, d.claim_id, d.attempts, d.webhook, d.object_key, d.connection_id, d.event_id,
+                      d.webhook_id),
+        rate AS (
             INSERT INTO octo_webhooks.webhook_rate AS r (webhook_id, window_start, used)
-                 VALUES (h.wid, date_trunc('second', v_now), v_got)
+                 SELECT u.webhook_id, date_trunc('second', v_now), count(*)
+                   FROM upd u WHERE p_rate > 0 GROUP BY u.webhook_id
             ON CONFLICT (webhook_id) DO UPDATE
                 SET used = CASE WHEN r.window_start = excluded.window_start
                                 THEN r.used + excluded.used ELSE excluded.used END,
-                    window_start = excluded.window_start;
-        END IF;
-    END LOOP;
-    o_id := NULL; o_claim := NULL; o_attempts := NULL; o_webhook := NULL; o_event_type := NULL;
-    o_object_key := NULL; o_object := NULL; o_connection := NULL; o_language := NULL;
-    o_supplier := NULL; o_secret := NULL; o_secret_previous := NULL;
-    o_previous := NULL; o_event_id := NULL; o_event_at := NULL; o_sample := NULL;
-    o_held := v_held;
-    o_next_in := extract(epoch FROM v_next - clock_timestamp());
-    RETURN NEXT;
+                    window_start = excluded.window_start)
+        SELECT u.id, u.claim_id, u.attempts, u.webhook::text, e.event_type, u.object_key,
+               e.object::text, u.connection_id, e.language, e.supplier::text, w.secret,
+               CASE WHEN w.secret_previous_until > v_now THEN w.secret_previous END,
+               e.previous::text, e.id, octo_webhooks.iso(e.created_at), e.sample
+          FROM upd u JOIN octo_webhooks.events e ON e.id = u.event_id
+               LEFT JOIN octo_webhooks.webhooks w ON w.id = u.webhook_id;
 END $$;
-REVOKE ALL ON FUNCTION octo_webhooks.claim(int, interval, text, int, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION octo_webhooks.claim(int, interval, text, int, int) TO octo_webhooks_runtime;  -- the dispatcher
+REVOKE ALL ON FUNCTION octo_webhooks.claim(int, interval, text, int, int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION octo_webhooks.claim(int, interval, text, int, int, jsonb) TO octo_webhooks_runtime;  -- the dispatcher

@@ -1,7 +1,8 @@
 -- octo_webhooks.emit(): defined here only; the module re-creates it when this
 -- file changes (see README, "Schema").
 -- Records an event in the caller's transaction and fans it out to every
--- matching active webhook: it exists if and only if the caller commits.
+-- matching active webhook: it exists if and only if the caller commits. Its
+-- cost grows with the webhooks that match, not with all the others.
 -- The state last sent for the object becomes the event's previous (diff[]).
 --
 -- The supplier's only entry point: SECURITY DEFINER with a fixed search_path,
@@ -15,6 +16,7 @@ DECLARE
     v_key  text;
     v_id   bigint;
     v_prev jsonb;
+    v_n    bigint := 0;
 BEGIN
     IF v_type IS NULL THEN
         RAISE EXCEPTION 'octo_webhooks.emit: unknown event %', coalesce(quote_literal(p_event), 'NULL')
@@ -53,23 +55,37 @@ BEGIN
         ON CONFLICT (event_type, object_key) DO UPDATE SET object = excluded.object, event_id = excluded.event_id;
     END IF;
 
-    INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
-                                          next_attempt_at)
-         SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
-                octo_webhooks.first_due(w.id, v_key)
-           FROM octo_webhooks.webhooks w
-          WHERE w.active AND w.event_types @> ARRAY[v_type]
-            AND CASE w.dialect
-                WHEN 'octo' THEN p_connection IS NULL OR v_type NOT IN ('booking_update', 'order_update')
-                                 OR w.connection_id = p_connection
-                -- seed 003: BOOKING_UPDATE only to the connection that made the booking,
-                -- when it is confirmed or cancelled (a status-less object: always)
-                ELSE v_type <> 'booking_update'
-                     OR (w.connection_id IS NOT DISTINCT FROM p_connection
-                         AND coalesce(p_object->>'status', 'CONFIRMED') IN ('CONFIRMED', 'CANCELLED'))
-            END
-          ORDER BY w.seq;
-    IF FOUND THEN
+    -- Fan-out, O(matching webhooks): a booking or order belongs to its
+    -- connection, so only that connection's webhooks are read (index
+    -- webhooks_connection_seq); one without a connection is nobody's and
+    -- reaches no webhook in either dialect. Availability and products reach
+    -- every active webhook of the type (webhooks_types_active).
+    IF v_type IN ('booking_update', 'order_update') THEN
+        IF p_connection IS NOT NULL THEN
+            INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
+                                                  next_attempt_at)
+                 SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
+                        octo_webhooks.first_due(w.id, v_key)
+                   FROM octo_webhooks.webhooks w
+                  WHERE w.connection_id = p_connection AND w.active AND w.event_types @> ARRAY[v_type]
+                    -- seed 003: BOOKING_UPDATE to a subscription only when the booking is
+                    -- confirmed or cancelled (a status-less object: always)
+                    AND (w.dialect = 'octo' OR v_type <> 'booking_update'
+                         OR coalesce(p_object->>'status', 'CONFIRMED') IN ('CONFIRMED', 'CANCELLED'))
+                  ORDER BY w.seq;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+        END IF;
+    ELSE
+        INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
+                                              next_attempt_at)
+             SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
+                    octo_webhooks.first_due(w.id, v_key)
+               FROM octo_webhooks.webhooks w
+              WHERE w.active AND w.event_types @> ARRAY[v_type]
+              ORDER BY w.seq;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+    END IF;
+    IF v_n > 0 THEN
         PERFORM pg_notify('octo_webhooks', '');
     END IF;
     RETURN v_id;

@@ -2,14 +2,14 @@
 -- database the module migrated, inside one transaction that is rolled back.
 -- Leases, the per-webhook and rate caps, order per object (parking and
 -- unparking), stale results ignored, 410 deactivation, auto-disable, and the
--- claim's last row (held, next_in).
+-- claim's outlook (held, next_in), host room, and whom emit() reaches.
 \set ON_ERROR_STOP 1
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(53);
+SELECT plan(65);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
     DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
@@ -21,15 +21,21 @@ CREATE FUNCTION pg_temp.webhook(p_event text) RETURNS uuid LANGUAGE sql AS $$
     INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
          VALUES ('c', p_event, p_event, 'http://127.0.0.1:9/', 'http://127.0.0.1:9/') RETURNING id;
 $$;
--- claim()'s rows, and its last row apart
+-- claim()'s rows, and after them a row with o_id NULL holding what
+-- claim_outlook() says in the same transaction
 CREATE TEMP TABLE got (o_id uuid, o_claim uuid, o_attempts int, o_webhook text, o_event_type text,
     o_object_key text, o_object text, o_connection text, o_language text, o_supplier text, o_secret text,
     o_secret_previous text, o_held int, o_next_in float8, o_previous text, o_event_id bigint,
     o_event_at text, o_sample boolean);
-CREATE FUNCTION pg_temp.claim(p_limit int, p_owner text, p_per_webhook int, p_rate int) RETURNS int
+CREATE FUNCTION pg_temp.claim(p_limit int, p_owner text, p_per_webhook int, p_rate int,
+                               p_hosts jsonb DEFAULT NULL) RETURNS int
 LANGUAGE sql AS $$
     DELETE FROM got;
-    INSERT INTO got SELECT * FROM octo_webhooks.claim(p_limit, interval '1 minute', p_owner, p_per_webhook, p_rate);
+    INSERT INTO got (o_id, o_claim, o_attempts, o_webhook, o_event_type, o_object_key, o_object, o_connection,
+                     o_language, o_supplier, o_secret, o_secret_previous, o_previous, o_event_id, o_event_at,
+                     o_sample)
+         SELECT * FROM octo_webhooks.claim(p_limit, interval '1 minute', p_owner, p_per_webhook, p_rate, p_hosts);
+    INSERT INTO got (o_held, o_next_in) SELECT held, next_in FROM octo_webhooks.claim_outlook();
     SELECT count(*)::int FROM got WHERE o_id IS NOT NULL;
 $$;
 CREATE FUNCTION pg_temp.result(p_id uuid, p_claim uuid, p_status text, p_code int,
@@ -49,7 +55,7 @@ SELECT pg_temp.webhook('booking_update') AS w1 \gset
 SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-1"}', 'c') AS e1 \gset
 SELECT is(pg_temp.claim(10, 'A', 10, 0), 1, 'lease: a due delivery is claimed');
 SELECT o_id AS d1, o_claim AS c1 FROM got WHERE o_id IS NOT NULL \gset
-SELECT is((SELECT count(*)::int FROM got WHERE o_id IS NULL), 1, 'lease: one last row, o_id NULL');
+SELECT is((SELECT count(*)::int FROM got WHERE o_id IS NULL), 1, 'lease: claim_outlook() answers in the same transaction');
 SELECT is((SELECT (o_object::jsonb)->>'uuid' FROM got WHERE o_id IS NOT NULL), 'b-1', 'lease: with its event''s object');
 SELECT is((SELECT o_event_id FROM got WHERE o_id IS NOT NULL), :e1::bigint, 'lease: and event id');
 SELECT ok((SELECT next_attempt_at BETWEEN clock_timestamp() + interval '50 seconds' AND clock_timestamp() + interval '61 seconds'
@@ -190,6 +196,55 @@ SELECT o_id AS s1, o_claim AS sc1 FROM got WHERE o_id IS NOT NULL \gset
 SELECT pg_temp.complete(pg_temp.result(:'s1', :'sc1', 'succeeded', 200), '1 day');
 SELECT ok((SELECT active AND failing_since IS NULL FROM octo_webhooks.webhooks WHERE id = :'w8'),
           'disable: a success ends the streak');
+
+-- ---- host room (p_hosts) --------------------------------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS x1 \gset
+SELECT pg_temp.webhook('product_update') AS x2 \gset
+SELECT pg_temp.webhook('product_update') AS x3 \gset
+SELECT octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || i)) FROM generate_series(1, 4) i;
+-- x1 and x2 send to one host with room for 3; x3 to a host the dispatcher has not seen
+SELECT is(pg_temp.claim(100, 'A', 10, 0, jsonb_build_object('room', jsonb_build_array(3),
+                        'hooks', jsonb_build_object(:'x1', 0, :'x2', 0))), 4 + 3,
+          'hosts: a full host''s webhooks take its room together, an unknown host''s are not bound');
+SELECT is((SELECT count(*)::int FROM got WHERE o_id IS NOT NULL AND (o_webhook::jsonb)->>'id' IN (:'x1', :'x2')), 3,
+          'hosts: exactly the room');
+SELECT is((SELECT o_held FROM got WHERE o_id IS NULL), 2, 'hosts: both webhooks the room held back count as held');
+SELECT is(pg_temp.claim(100, 'A', 10, 0, jsonb_build_object('room', jsonb_build_array(0),
+                        'hooks', jsonb_build_object(:'x1', 0, :'x2', 0))), 0, 'hosts: no room, nothing claimed');
+SELECT is(pg_temp.claim(100, 'A', 10, 0), 5 - 0, 'hosts: without p_hosts the rest is claimed');
+
+-- ---- emit(): who a booking reaches ---------------------------------------------------
+SELECT pg_temp.reset();
+INSERT INTO octo_webhooks.connections (id) VALUES ('other') ON CONFLICT DO NOTHING;
+INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
+     VALUES ('other', 'booking_update', 'booking_update', 'http://127.0.0.1:9/', 'http://127.0.0.1:9/');
+SELECT pg_temp.webhook('booking_update') AS y1 \gset
+SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-own"}', 'c') AS ye1 \gset
+SELECT is((SELECT array_agg(webhook_id) FROM octo_webhooks.deliveries WHERE event_id = :ye1), ARRAY[:'y1'::uuid],
+          'emit: a booking reaches its own connection''s webhooks only');
+SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-nobody"}') AS ye2 \gset
+SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE event_id = :ye2), 0,
+          'emit: a booking without a connection is nobody''s: no delivery');
+SELECT pg_temp.webhook('product_update') AS y2 \gset
+SELECT octo_webhooks.emit('product_update', '{"id": "p-all"}', 'c') AS ye3 \gset
+SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE event_id = :ye3), 1,
+          'emit: a product reaches every product webhook');
+
+-- ---- unpark_orphans(): a parked delivery whose predecessor ended unseen ----------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') AS z1 \gset
+SELECT octo_webhooks.emit('product_update', '{"id": "p-z", "n": 1}');
+SELECT octo_webhooks.emit('product_update', '{"id": "p-z", "n": 2}');
+SELECT octo_webhooks.emit('product_update', '{"id": "p-z", "n": 3}');
+SELECT is(octo_webhooks.unpark_orphans(), 0, 'unpark: nothing while the first is pending');
+-- the first ended without complete() seeing its successors (their emit had not committed)
+UPDATE octo_webhooks.deliveries d SET status = 'succeeded', completed_at = clock_timestamp()
+  FROM octo_webhooks.events e WHERE e.id = d.event_id AND (e.object->>'n') = '1';
+SELECT is(octo_webhooks.unpark_orphans(), 1, 'unpark: the orphaned head is released');
+SELECT is((SELECT (e.object->>'n') FROM octo_webhooks.deliveries d JOIN octo_webhooks.events e ON e.id = d.event_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <> 'infinity'), '2', 'unpark: it is the next in line');
+SELECT is(octo_webhooks.unpark_orphans(), 0, 'unpark: the one after it stays parked');
 
 SELECT * FROM finish();
 ROLLBACK;
