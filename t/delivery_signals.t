@@ -100,9 +100,9 @@ $row = wait_until(sub { q_at($db, q{SELECT d.status, length(a.response_excerpt) 
     WHERE d.webhook_id = $1 AND e.object_key = 'p-small' AND d.status <> 'pending'}, $big)->[0] }, 10);
 is_deeply($row, [ 'succeeded', 100 ], 'a 5,000-byte response: read up to OctoWebhooksResponseCap (100), the rest dropped');
 
-# --- per-webhook concurrency 1 (the default) and the rate cap, on a second host
+# --- per-webhook concurrency 1 (set here: the default is 16) and the rate cap, on a second host
 my $db2 = new_database();
-my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookRate 4");
+my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookConcurrency 1\nOctoWebhooksWebhookRate 4");
 my $t2 = token('res-c', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db2);
 $sink->behave('/one', delay => 0.4);
 my $one_id = api('POST', '/webhooks', base => $h2->base, token => $t2, json => { event => 'product_update', url => $sink->url('/one') })->{json}{id};
