@@ -72,7 +72,7 @@ sub new {
     my $self = bless { dir => $dir, port => $port, base => "http://127.0.0.1:$port/octo",
                        dispatcher => ($opt{directives} // '') !~ /^\s*OctoWebhooksDispatcher\s+Off/mi, %opt }, $class;
     OWHConf::write_httpd_conf("$dir/httpd.conf", root => $dir, port => $port, database => $opt{conninfo},
-        ($opt{guarded} ? () : (allow => '127.0.0.0/8 ::1')), dispatcher => $self->{dispatcher},
+        ($opt{guarded} ? () : (allow => '127.0.0.0/8 ::1')), (exists $opt{dispatcher} ? (dispatcher => $opt{dispatcher}) : ()),
         directives => [ 'StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 10', 'MaxRequestWorkers 20',
                         'OctoWebhooksPollInterval 200ms', split(/\n/, $opt{directives} // '') ]);
     $self->start unless defined $opt{start} && !$opt{start};   # start => 0: the test starts it
