@@ -8,10 +8,10 @@ use OWHTest;
 
 
 my $c = "auth-$$";
-my $rw = token($c, 'octo:read.webhooks', 'octo:write.webhooks');
-my $ro = token($c, 'octo:read.webhooks');
-my $wo = token($c, 'octo:write.webhooks');
-my $notif = token($c, 'octo:read.notifications', 'octo:write.notifications');
+my $rw = token($c, ['octo:read.webhooks', 'octo:write.webhooks']);
+my $ro = token($c, ['octo:read.webhooks']);
+my $wo = token($c, ['octo:write.webhooks']);
+my $notif = token($c, ['octo:read.notifications', 'octo:write.notifications']);
 
 my $r = api('GET', '/webhooks');
 is($r->{code}, 401, 'no Authorization: 401');
@@ -46,7 +46,7 @@ $r = api('DELETE', "/webhooks/$id", token => $notif);
 is($r->{code}, 200, 'octo:write.notifications deletes');
 
 # revoked tokens
-my $gone = token($c, 'octo:read.webhooks');
+my $gone = token($c, ['octo:read.webhooks']);
 is(api('GET', '/webhooks', token => $gone)->{code}, 200, 'token works before revocation');
 psql_query('SELECT octo_webhooks.revoke_token($1)', $gone);
 $r = api('GET', '/webhooks', token => $gone);

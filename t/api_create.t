@@ -7,7 +7,7 @@ use lib 't/lib';
 use OWHTest;
 use JSON::PP ();
 
-my $tok = token("create-$$", 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token("create-$$", ['octo:read.webhooks', 'octo:write.webhooks']);
 my $T = JSON::PP::true;
 my $F = JSON::PP::false;
 

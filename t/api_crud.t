@@ -7,7 +7,7 @@ use lib 't/lib';
 use OWHTest;
 use JSON::PP ();
 
-my $tok = token("crud-$$", 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token("crud-$$", ['octo:read.webhooks', 'octo:write.webhooks']);
 my $F = JSON::PP::false;
 
 my $r = api('GET', '/webhooks', token => $tok);

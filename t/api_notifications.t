@@ -13,12 +13,12 @@ use OWHDelivery;
 my $db = new_database();
 my $h = start_httpd(conninfo => $db, directives => 'OctoWebhooksRetrySchedule "1s 1s"');
 my $sink = start_sink();
-my $rw = dtoken($db, 'res-a', 'octo:read.notifications', 'octo:write.notifications');
-my $ro = dtoken($db, 'res-a', 'octo:read.notifications');
-my $wh_only = dtoken($db, 'res-a', 'octo:read.webhooks', 'octo:write.webhooks');
-my $other = dtoken($db, 'res-b', 'octo:read.notifications', 'octo:write.notifications');
+my $rw = token('res-a', ['octo:read.notifications', 'octo:write.notifications'], db => $db);
+my $ro = token('res-a', ['octo:read.notifications'], db => $db);
+my $wh_only = token('res-a', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $other = token('res-b', ['octo:read.notifications', 'octo:write.notifications'], db => $db);
 my $base = '/v1/notifications/subscriptions';
-my $call = sub { my ($method, $path, %o) = @_; api_at($h->base, $method, $path, token => $rw, caps => 'notifications', %o) };
+my $call = sub { my ($method, $path, %o) = @_; api($method, $path, base => $h->base, token => $rw, caps => 'notifications', %o) };
 my $count = sub { q_at($db, "SELECT count(*) FROM octo_webhooks.webhooks WHERE dialect = 'notifications'")->[0][0] };
 
 # ---- create --------------------------------------------------------------
@@ -64,31 +64,30 @@ for my $case (
     is($r->{json}{error}, 'BAD_REQUEST', "$name: OCTO error");
     like($r->{json}{errorMessage}, $msg, "$name: says why");
 }
-my $req = HTTP::Request->new(POST => $h->base . $base, [Authorization => "Bearer $rw", 'Content-Type' => 'application/json'], '{"url":');
-is(LWP::UserAgent->new->request($req)->code, 400, 'malformed JSON: 400');
+is(api('POST', $base, base => $h->base, token => $rw, body => '{"url":')->{code}, 400, 'malformed JSON: 400');
 is($count->(), $before, 'nothing stored by bad requests');
 
 # ---- abilities -------------------------------------------------------------
-is(api_at($h->base, 'GET', $base, token => $ro)->{code}, 200, 'read.notifications lists');
-is(api_at($h->base, 'POST', $base, token => $ro, json => { url => $sink->url('/x'), notificationTypes => ['BOOKING_UPDATE'] })->{code},
+is(api('GET', $base, base => $h->base, token => $ro)->{code}, 200, 'read.notifications lists');
+is(api('POST', $base, base => $h->base, token => $ro, json => { url => $sink->url('/x'), notificationTypes => ['BOOKING_UPDATE'] })->{code},
    403, 'read.notifications cannot create');
-is(api_at($h->base, 'DELETE', "$base/$s->{id}", token => $ro)->{code}, 403, 'read.notifications cannot delete');
-is(api_at($h->base, 'GET', $base, token => $wh_only)->{code}, 403, 'webhooks abilities do not grant subscriptions');
-is(api_at($h->base, 'GET', $base)->{code}, 401, 'no token: 401');
-is(api_at($h->base, 'PUT', $base, token => $rw)->{code}, 405, 'PUT: 405');
+is(api('DELETE', "$base/$s->{id}", base => $h->base, token => $ro)->{code}, 403, 'read.notifications cannot delete');
+is(api('GET', $base, base => $h->base, token => $wh_only)->{code}, 403, 'webhooks abilities do not grant subscriptions');
+is(api('GET', $base, base => $h->base)->{code}, 401, 'no token: 401');
+is(api('PUT', $base, base => $h->base, token => $rw)->{code}, 405, 'PUT: 405');
 
 # ---- list, get, tenancy, dialects kept apart ------------------------------
 $r = $call->('GET', $base);
 is($r->{code}, 200, 'list: 200');
 is_deeply([ map { $_->{id} } @{ $r->{json} } ], [ $s->{id}, $sa->{id} ], 'list: a plain array in creation order');
 is_deeply($call->('GET', "$base/$s->{id}")->{json}, $s, 'get: the same object');
-is(api_at($h->base, 'GET', "$base/$s->{id}", token => $other)->{code}, 404, "another connection's: 404");
-is_deeply(api_at($h->base, 'GET', $base, token => $other)->{json}, [], 'another connection lists none');
-my $wh = api_at($h->base, 'POST', '/webhooks', token => $wh_only, json => { event => 'booking_update', url => $sink->url('/w') })->{json};
+is(api('GET', "$base/$s->{id}", base => $h->base, token => $other)->{code}, 404, "another connection's: 404");
+is_deeply(api('GET', $base, base => $h->base, token => $other)->{json}, [], 'another connection lists none');
+my $wh = api('POST', '/webhooks', base => $h->base, token => $wh_only, json => { event => 'booking_update', url => $sink->url('/w') })->{json};
 is(scalar(grep { $_->{id} eq $wh->{id} } @{ $call->('GET', $base)->{json} }), 0, 'webhooks are not subscriptions');
-is(scalar(grep { $_->{id} eq $s->{id} } @{ api_at($h->base, 'GET', '/webhooks', token => $wh_only)->{json} }), 0,
+is(scalar(grep { $_->{id} eq $s->{id} } @{ api('GET', '/webhooks', base => $h->base, token => $wh_only)->{json} }), 0,
    'subscriptions are not webhooks');
-is(api_at($h->base, 'GET', "/webhooks/$s->{id}", token => $wh_only)->{code}, 404, 'nor reachable as one');
+is(api('GET', "/webhooks/$s->{id}", base => $h->base, token => $wh_only)->{code}, 404, 'nor reachable as one');
 is($call->('GET', "$base/$wh->{id}")->{code}, 404, 'and a webhook is not reachable as a subscription');
 is($call->('GET', "$base/not-a-uuid")->{code}, 404, 'a malformed id: 404');
 
@@ -101,7 +100,7 @@ $r = $call->('PATCH', "$base/$sa->{id}", json => { notificationTypes => ['NOPE']
 is($r->{code}, 400, 'PATCH with a bad type: 400');
 is_deeply($call->('GET', "$base/$sa->{id}")->{json}{notificationTypes}, ['AVAILABILITY_UPDATE', 'PRODUCT_UPDATE'],
           'and nothing changed');
-is(api_at($h->base, 'PATCH', "$base/$sa->{id}", token => $other, json => { url => $sink->url('/steal') })->{code}, 404,
+is(api('PATCH', "$base/$sa->{id}", base => $h->base, token => $other, json => { url => $sink->url('/steal') })->{code}, 404,
    "PATCH of another connection's: 404");
 
 # ---- delivery ---------------------------------------------------------------
@@ -113,9 +112,8 @@ emit($db, 'order_update', { id => 'o-1', status => 'CONFIRMED' }, 'res-a');
 emit($db, 'product_update', { id => '42', internalName => 'Walk' });
 emit($db, 'availability_update', { id => 'a-1', productId => '42', optionId => 'DEFAULT',
                                    localDateTimeStart => '2025-01-15T09:00:00+01:00', localDateTimeEnd => '2025-01-20T17:00:00+01:00' });
-my $n = $sink->wait_for(path => '/n', count => 2);
-sleep 1;
-$n = $sink->requests('/n');
+ok(wait_settled($db), 'every delivery made');
+my $n = $sink->requests('/n');
 is(scalar @$n, 2, 'the booking+product subscription got two (its confirmed booking, the product)');
 ok(!(grep { ($_->{json}{payload}{uuid} // '') eq 'b-hold' } @$n), 'BOOKING_UPDATE: not for a booking on hold');
 my ($nb) = grep { $_->{json}{type} eq 'BOOKING_UPDATE' } @$n;
@@ -146,13 +144,13 @@ is(q_at($db, 'SELECT status, attempts FROM octo_webhooks.deliveries WHERE webhoo
    'two attempts recorded');
 
 # the attempt log of /webhooks/{id} serves a subscription's id too
-$r = api_at($h->base, 'GET', "/webhooks/$sr->{id}/deliveries", token => $rw);
+$r = api('GET', "/webhooks/$sr->{id}/deliveries", base => $h->base, token => $rw);
 is($r->{code}, 200, "a subscription's attempt log: GET /webhooks/{id}/deliveries");
 is($r->{json}{deliveries}[0]{attemptCount}, 2, 'with its two attempts');
-is(api_at($h->base, 'GET', "/webhooks/$sr->{id}/deliveries", token => $other)->{code}, 404, "not another connection's");
+is(api('GET', "/webhooks/$sr->{id}/deliveries", base => $h->base, token => $other)->{code}, 404, "not another connection's");
 
 # ---- delete ----------------------------------------------------------------
-is(api_at($h->base, 'DELETE', "$base/$s->{id}", token => $other)->{code}, 404, "DELETE of another connection's: 404");
+is(api('DELETE', "$base/$s->{id}", base => $h->base, token => $other)->{code}, 404, "DELETE of another connection's: 404");
 $r = $call->('DELETE', "$base/$s->{id}");
 is($r->{code}, 204, 'DELETE: 204');
 is($r->{body}, '', 'no body');

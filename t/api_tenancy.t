@@ -6,8 +6,8 @@ use lib 't/lib';
 use OWHTest;
 use JSON::PP ();
 
-my $a = token("tenant-a-$$", 'octo:read.webhooks', 'octo:write.webhooks');
-my $b = token("tenant-b-$$", 'octo:read.webhooks', 'octo:write.webhooks');
+my $a = token("tenant-a-$$", ['octo:read.webhooks', 'octo:write.webhooks']);
+my $b = token("tenant-b-$$", ['octo:read.webhooks', 'octo:write.webhooks']);
 my $url = "https://shared.example.com/hook-$$";
 
 my $wa = api('POST', '/webhooks', token => $a, json => { event => 'booking_update', url => $url })->{json};

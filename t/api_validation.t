@@ -7,7 +7,7 @@ use lib 't/lib';
 use OWHTest;
 
 my $c = "valid-$$";
-my $tok = token($c, 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token($c, ['octo:read.webhooks', 'octo:write.webhooks']);
 my $count = sub { psql_query('SELECT count(*) FROM octo_webhooks.webhooks WHERE connection_id = $1', $c)->[0][0] };
 my $ok = 'https://e.com/hook';
 

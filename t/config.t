@@ -5,21 +5,15 @@ use strict;
 use warnings;
 use Apache::Test qw(-withtestmore);
 use File::Temp qw(tempdir);
+use lib 't/lib';
+use OWHConf qw(write_httpd_conf);
 
-my $so = "$ENV{OWH_SRCDIR}/.libs/mod_octo_webhooks.so";
-my $mods = '/usr/lib/apache2/modules';
 my $dir = tempdir(CLEANUP => 1);
 
+# httpd -t of the common configuration plus body (never started: port 1).
 sub httpd_t {
     my ($body) = @_;
-    open(my $fh, '>', "$dir/httpd.conf") or die;
-    print $fh join("\n",
-        qq{ServerRoot "$dir"}, 'ServerName 127.0.0.1', 'Listen 127.0.0.1:1',
-        qq{PidFile "$dir/httpd.pid"}, qq{DefaultRuntimeDir "$dir"}, qq{ErrorLog "$dir/error.log"},
-        "LoadModule mpm_event_module $mods/mod_mpm_event.so",
-        "LoadModule authz_core_module $mods/mod_authz_core.so",
-        qq{LoadModule octo_webhooks_module "$so"}, $body, '');
-    close $fh;
+    write_httpd_conf("$dir/httpd.conf", root => $dir, port => 1, location => undef, directives => $body);
     my $httpd = $ENV{OWH_TEST_HTTPD} || "/usr/sbin/apache2";
     my $out = `$httpd -t -f $dir/httpd.conf 2>&1`;
     return ($? == 0, $out);

@@ -14,7 +14,7 @@ if (!$can && !$ENV{CI}) {
 }
 plan tests => 11;
 
-my $token = token("debian-$$", 'octo:read.webhooks');
+my $token = token("debian-$$", ['octo:read.webhooks']);
 my $out = `sudo -n $script '$ENV{OWH_TEST_CONNINFO}' '$token' 2>&1`;
 diag($out) if $?;
 my %kv;

@@ -13,8 +13,8 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksMaxPerHost 8', 'OctoWebhooksBatchSize 50'));
 my $sink = start_sink();
 $sink->behave('/c', delay => 0.05);
-my $tok = dtoken($db, 'res-c', 'octo:read.webhooks', 'octo:write.webhooks');
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url('/c') });
+my $tok = token('res-c', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $sink->url('/c') });
 
 my $n = 200;
 q_at($db, q{SELECT octo_webhooks.emit('booking_update', jsonb_build_object('uuid', 'b-' || i), 'res-c') FROM generate_series(1, $1::int) i}, $n);

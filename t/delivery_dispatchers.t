@@ -14,8 +14,8 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
 my $sink = start_sink();
 $sink->behave('/a', delay => 0.02);
 $sink->behave('/b', delay => 0.02);
-my $tok = dtoken($db, 'res-d', 'octo:read.webhooks', 'octo:write.webhooks');
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url($_) }) for '/a', '/b';
+my $tok = token('res-d', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $sink->url($_) }) for '/a', '/b';
 
 my @pids = @{ wait_until(sub { my @p = $h->dispatcher_pids; @p == 3 ? [@p] : undef }, 10) || [] };
 is(scalar @pids, 3, 'three dispatcher processes, children of httpd');

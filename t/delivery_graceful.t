@@ -11,8 +11,8 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksLease 10s', 'OctoWebhooksDeliveryTimeout 5s', 'OctoWebhooksMaxPerHost 10'));
 my $sink = start_sink();
 $sink->behave('/g', delay => 0.5);
-my $tok = dtoken($db, 'res-g', 'octo:read.webhooks', 'octo:write.webhooks');
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url('/g') });
+my $tok = token('res-g', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $sink->url('/g') });
 my $n = 60;
 q_at($db, q{SELECT octo_webhooks.emit('booking_update', jsonb_build_object('uuid', 'g-' || i), 'res-g') FROM generate_series(1, $1::int) i}, $n);
 $sink->wait_for(path => '/g', count => 5, timeout => 10);

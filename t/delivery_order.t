@@ -12,9 +12,9 @@ my $db = new_database();
 my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksRetrySchedule 1s 1s 1s 1s', 'OctoWebhooksWebhookConcurrency 4'));
 my $sink = start_sink();
-my $tok = dtoken($db, 'res-o', 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token('res-o', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 $sink->behave('/ord#b-AAA', codes => [500, 500, 200]);
-my $wh = api_at($h->base, 'POST', '/webhooks', token => $tok, json => {
+my $wh = api('POST', '/webhooks', base => $h->base, token => $tok, json => {
     event => 'booking_update', url => $sink->url('/ord') })->{json}{id};
 ok($wh, 'webhook created');
 

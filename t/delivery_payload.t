@@ -14,8 +14,8 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksSupplierId "sup-1"', 'OctoWebhooksSupplierName "City Tours"',
     'OctoWebhooksSupplierReference "CITY"', 'OctoWebhooksSupplierWebsite "https://city.example.com"'));
 my $sink = start_sink();
-my $tok = dtoken($db, 'res-a', 'octo:read.webhooks', 'octo:write.webhooks');
-my $create = sub { api_at($h->base, 'POST', '/webhooks', token => $tok, @_)->{json} };
+my $tok = token('res-a', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $create = sub { api('POST', '/webhooks', base => $h->base, token => $tok, @_)->{json} };
 
 (my $cred_url = $sink->url('/booking')) =~ s{http://}{http://alice:pa%3Ass\@};
 my $wb = $create->(caps => 'pricing', json => { event => 'booking_update', url => $cred_url, headers => { 'X-Custom' => 'c1', 'X-Empty' => '' } });
@@ -70,7 +70,7 @@ is($p->{json}{product}{internalName}, 'Walk', 'product object');
 is_deeply($p->{json}{supplier}, { id => 'own', name => 'Event Supplier' }, "the event's own supplier wins");
 ok(!exists $p->{headers}{'content-language'}, 'no Content-Language when useContactLanguage is false');
 
-sleep 1;
+ok(wait_settled($db), 'every delivery made');
 is(scalar @{ $sink->requests('/inactive') }, 0, 'inactive webhooks get nothing');
 my $rows = q_at($db, "SELECT status, attempts FROM octo_webhooks.deliveries ORDER BY created_at");
 is_deeply([ map { "$_->[0]/$_->[1]" } @$rows ], [ ('succeeded/1') x 4 ], 'four deliveries, one attempt each, succeeded');

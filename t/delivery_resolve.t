@@ -19,8 +19,8 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksSupplierApi "' . $sink->url('/octo-api/') . '"',
     'OctoWebhooksSupplierApiToken "supplier-api-token"',
     'OctoWebhooksRetrySchedule "1s 1s 1s"'));
-my $tok = dtoken($db, 'res-a', 'octo:read.webhooks', 'octo:write.webhooks');
-my $create = sub { my ($caps, %b) = @_; api_at($h->base, 'POST', '/webhooks', token => $tok, caps => $caps, json => \%b)->{json} };
+my $tok = token('res-a', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $create = sub { my ($caps, %b) = @_; api('POST', '/webhooks', base => $h->base, token => $tok, caps => $caps, json => \%b)->{json} };
 my $false = JSON::PP::false;
 
 my $wp  = $create->('octo/pricing', event => 'booking_update', url => $sink->url('/pricing'));
@@ -138,15 +138,15 @@ like(q_at($db, q{SELECT a.error FROM octo_webhooks.attempts a JOIN octo_webhooks
 # (the other booking webhooks may still be retrying b-later: not counted)
 my $fetches = sub { scalar grep { $_->{path} =~ m{^/octo-api/} && $_->{path} !~ /b-later/ } @{ $sink->requests } };
 my $f0 = $fetches->();
-my $tr = api_at($h->base, 'POST', "/webhooks/$wm->{id}/trigger", token => $tok, json => { reference => 'TEST-1' });
+my $tr = api('POST', "/webhooks/$wm->{id}/trigger", base => $h->base, token => $tok, json => { reference => 'TEST-1' });
 is($tr->{code}, 200, 'trigger accepted');
 my $t = $sink->wait_for(path => '/missing', count => 2)->[1];
 is($t->{json}{booking}{supplierReference}, 'TEST-1', 'the trigger delivers its sample booking');
 is($fetches->(), $f0, 'without fetching it');
 
 # a subscription (thin payload) needs no fetch
-my $ntok = dtoken($db, 'res-a', 'octo:read.notifications', 'octo:write.notifications');
-api_at($h->base, 'POST', '/v1/notifications/subscriptions', token => $ntok,
+my $ntok = token('res-a', ['octo:read.notifications', 'octo:write.notifications'], db => $db);
+api('POST', '/v1/notifications/subscriptions', base => $h->base, token => $ntok,
        json => { url => $sink->url('/notify'), notificationTypes => ['AVAILABILITY_UPDATE'] });
 emit($db, 'availability_update', { id => '2026-06-01T10:00:00+02:00', productId => 'p-9', optionId => 'DEFAULT' });
 my $n = $sink->wait_for(path => '/notify')->[0];

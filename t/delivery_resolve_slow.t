@@ -12,14 +12,14 @@ my $db = new_database();
 my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksResolve booking_update', 'OctoWebhooksSupplierApi "' . $sink->url('/octo-api') . '"',
     'OctoWebhooksMaxConcurrency 8', 'OctoWebhooksWebhookConcurrency 16', 'OctoWebhooksRetrySchedule "30s"'));
-my $tok = dtoken($db, 'res-s', 'octo:read.webhooks', 'octo:write.webhooks');
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url('/b') });
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'product_update', url => $sink->url('/p') });
+my $tok = token('res-s', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $sink->url('/b') });
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'product_update', url => $sink->url('/p') });
 $sink->behave("/octo-api/bookings/s-$_", delay => 4) for 1 .. 12;
 
 q_at($db, q{SELECT count(octo_webhooks.emit('booking_update', jsonb_build_object('uuid', 's-' || i), 'res-s'))
              FROM generate_series(1, 12) i});
-OWHDelivery::wait_until(sub { grep { $_->{path} =~ m{^/octo-api/} } @{ $sink->requests } }, 5);
+wait_until(sub { grep { $_->{path} =~ m{^/octo-api/} } @{ $sink->requests } }, 5);
 my $t0 = time;
 q_at($db, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || i))) FROM generate_series(1, 4) i});
 my $p = $sink->wait_for(path => '/p', count => 4, timeout => 10);

@@ -10,17 +10,17 @@ use OWHDelivery;
 my $db = new_database();
 my $h = start_httpd(conninfo => $db);
 my $sink = start_sink();
-my %tok = map { $_ => dtoken($db, "res-$_", 'octo:read.webhooks', 'octo:write.webhooks') } qw(a b);
+my %tok = map { $_ => token("res-$_", ['octo:read.webhooks', 'octo:write.webhooks'], db => $db) } qw(a b);
 for my $c (qw(a b)) {
     for my $ev (qw(booking_update order_update product_update)) {
-        api_at($h->base, 'POST', '/webhooks', token => $tok{$c}, json => { event => $ev, url => $sink->url("/$c/$ev") });
+        api('POST', '/webhooks', base => $h->base, token => $tok{$c}, json => { event => $ev, url => $sink->url("/$c/$ev") });
     }
 }
 emit($db, 'booking_update', { uuid => 'b-a' }, 'res-a');
 emit($db, 'order_update', { id => 'o-b' }, 'res-b');
 emit($db, 'product_update', { id => 'p-all' }, 'res-a');
 my $nobody = emit($db, 'booking_update', { uuid => 'b-any' });
-$sink->wait_for(count => 4, timeout => 10);
+ok(wait_settled($db, 10), 'every delivery made');
 is(q_at($db, 'SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = $1', $nobody)->[0][0], 0,
    'a booking without a connection: no delivery at all');
 my %got;
@@ -33,8 +33,8 @@ is_deeply($got{'/a/product_update'}, ['p-all'], 'product_update to A');
 is_deeply($got{'/b/product_update'}, ['p-all'], 'product_update to B as well');
 
 # trigger: a test notification through the same queue
-my $w = api_at($h->base, 'POST', '/webhooks', token => $tok{a}, json => { event => 'booking.updated', url => $sink->url('/trigger') })->{json};
-my $r = api_at($h->base, 'POST', "/webhooks/$w->{id}/trigger", token => $tok{a}, json => { reference => 'R1', productId => 'p1', mobile => '+12025550123' });
+my $w = api('POST', '/webhooks', base => $h->base, token => $tok{a}, json => { event => 'booking.updated', url => $sink->url('/trigger') })->{json};
+my $r = api('POST', "/webhooks/$w->{id}/trigger", base => $h->base, token => $tok{a}, json => { reference => 'R1', productId => 'p1', mobile => '+12025550123' });
 is($r->{code}, 200, 'trigger: 200');
 is($r->{json}{webhook}{id}, $w->{id}, 'answers the webhook');
 like($r->{json}{queued}[0]{deliveryId}, qr/^[0-9a-f-]{36}$/, 'and what was queued');
@@ -42,12 +42,12 @@ my $t = $sink->wait_for(path => '/trigger')->[0];
 is($t->{json}{booking}{supplierReference}, 'R1', 'the sink received the test booking');
 is($t->{json}{booking}{productId}, 'p1', 'with the request fields');
 is($t->{headers}{'webhook-id'}, "msg_$r->{json}{queued}[0]{deliveryId}", 'same delivery id');
-$r = api_at($h->base, 'POST', "/webhooks/$w->{id}/trigger", token => $tok{b}, json => {});
+$r = api('POST', "/webhooks/$w->{id}/trigger", base => $h->base, token => $tok{b}, json => {});
 is($r->{code}, 404, "B cannot trigger A's webhook");
-$r = api_at($h->base, 'POST', "/webhooks/$w->{id}/trigger", token => $tok{a}, json => { reference => 5 });
+$r = api('POST', "/webhooks/$w->{id}/trigger", base => $h->base, token => $tok{a}, json => { reference => 5 });
 is($r->{code}, 400, 'trigger validates its body');
-my $wa = api_at($h->base, 'POST', '/webhooks', token => $tok{a}, json => { event => 'availability_update', url => $sink->url('/trig-av') })->{json};
-$r = api_at($h->base, 'POST', "/webhooks/$wa->{id}/trigger", token => $tok{a}, json => { availabilityIds => ['2026-05-14T09:00:00-04:00', '2026-05-15T09:00:00-04:00'], productId => 'p', optionId => 'o', units => [{ id => 'adult' }] });
+my $wa = api('POST', '/webhooks', base => $h->base, token => $tok{a}, json => { event => 'availability_update', url => $sink->url('/trig-av') })->{json};
+$r = api('POST', "/webhooks/$wa->{id}/trigger", base => $h->base, token => $tok{a}, json => { availabilityIds => ['2026-05-14T09:00:00-04:00', '2026-05-15T09:00:00-04:00'], productId => 'p', optionId => 'o', units => [{ id => 'adult' }] });
 is(scalar @{ $r->{json}{queued} }, 2, 'one availability per id');
 my $av = $sink->wait_for(path => '/trig-av', count => 2);
 is_deeply([ sort map { $_->{json}{availability}{id} } @$av ], ['2026-05-14T09:00:00-04:00', '2026-05-15T09:00:00-04:00'], 'both delivered');

@@ -8,7 +8,7 @@ use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHDelivery;
 use HTTP::Date qw(time2str);
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $db = new_database();
 my $h = start_httpd(conninfo => $db, directives => join("\n",
@@ -16,13 +16,13 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksMaxRetryAfter 4s', 'OctoWebhooksDisableAfter 2s', 'OctoWebhooksMaxPayloadSize 4096',
     'OctoWebhooksResponseCap 100'));
 my $sink = start_sink();
-my $tok = dtoken($db, 'res-g', 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token('res-g', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 sub hook {
     my ($path, $event) = @_;
-    return api_at($h->base, 'POST', '/webhooks', token => $tok, json => {
+    return api('POST', '/webhooks', base => $h->base, token => $tok, json => {
         event => $event // 'product_update', url => $sink->url($path) })->{json}{id};
 }
-sub webhook { api_at($h->base, 'GET', "/webhooks/$_[0]", token => $tok)->{json} }
+sub webhook { api('GET', "/webhooks/$_[0]", base => $h->base, token => $tok)->{json} }
 
 # --- 410 Gone: deactivated with the reason, what it had pending failed
 $sink->behave('/gone', codes => [410], delay => 0.3);
@@ -38,11 +38,11 @@ wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.deliveries WHERE
 my $st = q_at($db, q{SELECT status, count(*) FROM octo_webhooks.deliveries WHERE webhook_id = $1 GROUP BY status}, $gone);
 is_deeply($st, [ [ 'failed', 3 ] ], 'its pending deliveries are failed (recover can bring them back)');
 ok(@{ $sink->requests('/gone') } <= 3, 'no retries after 410');
+# emit() queues in its own transaction: the count is final when it returns
 emit($db, 'booking_update', { uuid => 'b-after' }, 'res-g');
-sleep 0.5;
 is(q_at($db, q{SELECT count(*) FROM octo_webhooks.deliveries WHERE webhook_id = $1}, $gone)->[0][0], 3,
    'no new deliveries for the deactivated webhook');
-my $re = api_at($h->base, 'PATCH', "/webhooks/$gone", token => $tok, json => { active => JSON::PP::true })->{json};
+my $re = api('PATCH', "/webhooks/$gone", base => $h->base, token => $tok, json => { active => JSON::PP::true })->{json};
 is($re->{active}, JSON::PP::true, 'reactivated by PATCH');
 is($re->{disabledReason}, undef, 'the reason is cleared');
 
@@ -105,7 +105,7 @@ is_deeply($row, [ 'succeeded', 100 ], 'a 5,000-byte response: read up to OctoWeb
 # (a sink of its own: the other webhooks' retries share no host with it)
 my $msink = start_sink();
 $msink->behave('/many', delay => 0.6);
-my $many = api_at($h->base, 'POST', '/webhooks', token => $tok, json => {
+my $many = api('POST', '/webhooks', base => $h->base, token => $tok, json => {
     event => 'product_update', url => $msink->url('/many') })->{json}{id};
 q_at($db, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'm-' || g))) FROM generate_series(1, 4) g});
 q_at($db, q{SELECT octo_webhooks.emit('product_update', '{"id": "m-1", "v": 2}')});
@@ -117,19 +117,19 @@ my ($m1) = grep { $_->{json}{product}{id} eq 'm-1' && !$_->{json}{product}{v} } 
 my ($m2) = grep { $_->{json}{product}{v} } @$m;
 cmp_ok($m2->{time} - $m1->{time}, '>=', 0.55, "one object's second event waited for its first to end");
 
-# --- per-webhook concurrency 1 (no longer the default: 16) and the rate cap, on a second host
+# --- per-webhook concurrency 1 (set here: the default is 16) and the rate cap, on a second host
 my $db2 = new_database();
-my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookRate 4\nOctoWebhooksWebhookConcurrency 1");
-my $t2 = dtoken($db2, 'res-c', 'octo:read.webhooks', 'octo:write.webhooks');
+my $h2 = start_httpd(conninfo => $db2, directives => "OctoWebhooksWebhookConcurrency 1\nOctoWebhooksWebhookRate 4");
+my $t2 = token('res-c', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db2);
 $sink->behave('/one', delay => 0.4);
-my $one_id = api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/one') })->{json}{id};
+my $one_id = api('POST', '/webhooks', base => $h2->base, token => $t2, json => { event => 'product_update', url => $sink->url('/one') })->{json}{id};
 q_at($db2, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'c-' || g))) FROM generate_series(1, 4) g});
 my $one = $sink->wait_for(path => '/one', count => 4, timeout => 15);
 my @gaps = map { $one->[$_]{time} - $one->[$_ - 1]{time} } 1 .. 3;
 ok(!grep({ $_ < 0.35 } @gaps), 'concurrency 1: each delivery starts after the previous one ended (gaps '
    . join(', ', map { sprintf '%.2f', $_ } @gaps) . ')');
-api_at($h2->base, 'PATCH', "/webhooks/$one_id", token => $t2, json => { active => JSON::PP::false });
-api_at($h2->base, 'POST', '/webhooks', token => $t2, json => { event => 'product_update', url => $sink->url('/rate') });
+api('PATCH', "/webhooks/$one_id", base => $h2->base, token => $t2, json => { active => JSON::PP::false });
+api('POST', '/webhooks', base => $h2->base, token => $t2, json => { event => 'product_update', url => $sink->url('/rate') });
 q_at($db2, q{SELECT count(octo_webhooks.emit('product_update', jsonb_build_object('id', 'r-' || g))) FROM generate_series(1, 12) g});
 my $rate = $sink->wait_for(path => '/rate', count => 12, timeout => 20);
 is(scalar @$rate, 12, 'the rate-capped webhook got all 12, queued at once');

@@ -11,10 +11,10 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksMaxPerHost 2', 'OctoWebhooksMaxConcurrency 20', 'OctoWebhooksDeliveryTimeout 8s', 'OctoWebhooksLease 20s'));
 my $slow = start_sink();
 my $fast = start_sink();
-my $tok = dtoken($db, 'res-s', 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token('res-s', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 $slow->behave('/slow', delay => 3);
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $slow->url('/slow') });
-api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $fast->url('/fast') });
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $slow->url('/slow') });
+api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $fast->url('/fast') });
 
 my $t0 = time;
 emit($db, 'booking_update', { uuid => "b-$_" }, 'res-s') for 1 .. 30;

@@ -5,7 +5,7 @@ use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHTest;
 
-my $tok = token("persist-$$", 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token("persist-$$", ['octo:read.webhooks', 'octo:write.webhooks']);
 my $w = api('POST', '/webhooks', token => $tok, caps => 'pricing',
             json => { event => 'product_update', url => 'https://e.com/persist', headers => { 'X-A' => '1' } })->{json};
 ok($w->{id}, 'created');

@@ -6,7 +6,7 @@ use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHTest;
 
-my $tok = token("outage-$$", 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token("outage-$$", ['octo:read.webhooks', 'octo:write.webhooks']);
 my $w = api('POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => 'https://e.com/outage' })->{json};
 ok($w->{id}, 'created before the outage');
 
@@ -26,11 +26,7 @@ is($r->{code}, 404, 'routing still works');
 pg_start();
 
 my $code = 0;
-for (1 .. 100) {
-    $code = api('GET', '/webhooks', token => $tok)->{code};
-    last if $code == 200;
-    select(undef, undef, undef, 0.1);
-}
+wait_until(sub { ($code = api('GET', '/webhooks', token => $tok)->{code}) == 200 }, 10);
 is($code, 200, 'recovered by itself');
 $r = api('GET', "/webhooks/$w->{id}", token => $tok);
 is($r->{json}{url}, 'https://e.com/outage', 'data from before the outage is there');

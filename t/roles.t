@@ -37,12 +37,12 @@ my $h = start_httpd(conninfo => $rt_db, directives => join("\n",
     'OctoWebhooksMigrate Off', 'OctoWebhooksRetrySchedule 200ms 200ms', 'OctoWebhooksWebhookRate 50'));
 like($h->error_log, qr/OWH00002: schema octo_webhooks/, 'the runtime role starts the module with Migrate Off');
 my $sink = start_sink();
-my $tok = dtoken($db, 'res-r', 'octo:read.webhooks', 'octo:write.webhooks');   # tokens: the owner's job
+my $tok = token('res-r', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);   # tokens: the owner's job
 $sink->behave('/r', codes => [500, 200]);
-my $r = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url('/r') });
+my $r = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $sink->url('/r') });
 is($r->{code}, 200, 'runtime: a webhook is created');
 my $id = $r->{json}{id};
-$r = api_at($h->base, 'POST', '/v1/notifications/subscriptions', token => dtoken($db, 'res-r', 'octo:write.notifications', 'octo:read.notifications'),
+$r = api('POST', '/v1/notifications/subscriptions', base => $h->base, token => token('res-r', ['octo:write.notifications', 'octo:read.notifications'], db => $db),
             json => { url => $sink->url('/sub'), notificationTypes => ['BOOKING_UPDATE'] });
 is($r->{code}, 201, 'runtime: a subscription is created') or diag($r->{body});
 is(try_sql($em_db, q{SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-1", "status": "CONFIRMED"}', 'res-r')}), '',
@@ -66,24 +66,24 @@ is(q_at($db, q{SELECT prosecdef, array_to_string(proconfig, ',') FROM pg_proc WH
    'search_path=pg_catalog, pg_temp', 'emit() is SECURITY DEFINER with a fixed search_path');
 
 # ---- the rest of the API as the runtime role --------------------------------------
-is(api_at($h->base, 'GET', '/webhooks', token => $tok)->{code}, 200, 'runtime: list');
-is(api_at($h->base, 'PATCH', "/webhooks/$id", token => $tok, json => { retryOnError => JSON::PP::true() })->{code}, 200,
+is(api('GET', '/webhooks', base => $h->base, token => $tok)->{code}, 200, 'runtime: list');
+is(api('PATCH', "/webhooks/$id", base => $h->base, token => $tok, json => { retryOnError => JSON::PP::true() })->{code}, 200,
    'runtime: update');
-is(api_at($h->base, 'POST', "/webhooks/$id/secret", token => $tok)->{code}, 200, 'runtime: secret rotation');
-$r = api_at($h->base, 'GET', "/webhooks/$id/deliveries", token => $tok);
+is(api('POST', "/webhooks/$id/secret", base => $h->base, token => $tok)->{code}, 200, 'runtime: secret rotation');
+$r = api('GET', "/webhooks/$id/deliveries", base => $h->base, token => $tok);
 is($r->{code}, 200, 'runtime: the attempt log');
 my $did = $r->{json}{deliveries}[0]{id};
-is(api_at($h->base, 'POST', "/webhooks/$id/deliveries/$did/retry", token => $tok)->{code}, 200, 'runtime: retry');
-is(api_at($h->base, 'POST', "/webhooks/$id/trigger", token => $tok)->{code}, 200, 'runtime: trigger');
+is(api('POST', "/webhooks/$id/deliveries/$did/retry", base => $h->base, token => $tok)->{code}, 200, 'runtime: retry');
+is(api('POST', "/webhooks/$id/trigger", base => $h->base, token => $tok)->{code}, 200, 'runtime: trigger');
 is(scalar @{ $sink->wait_for(path => '/r', count => 4) }, 4, 'runtime: the retry and the trigger were delivered');
-is(api_at($h->base, 'POST', "/webhooks/$id/recover", token => $tok,
+is(api('POST', "/webhooks/$id/recover", base => $h->base, token => $tok,
           json => { since => strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(time - 60)) })->{code}, 200, 'runtime: recover');
 $sink->behave('/gone', codes => [410]);
-my $gone = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'product_update', url => $sink->url('/gone') })->{json}{id};
+my $gone = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'product_update', url => $sink->url('/gone') })->{json}{id};
 is(try_sql($em_db, q{SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}')}), '', 'emitter: another event');
 ok(wait_until(sub { q_at($db, 'SELECT NOT active FROM octo_webhooks.webhooks WHERE id = $1', $gone)->[0][0] eq 't' }, 20),
    'runtime: a 410 deactivates the webhook');
-is(api_at($h->base, 'DELETE', "/webhooks/$id", token => $tok)->{code}, 200, 'runtime: delete');
+is(api('DELETE', "/webhooks/$id", base => $h->base, token => $tok)->{code}, 200, 'runtime: delete');
 unlike($h->error_log, qr/permission denied/, 'no permission error anywhere in the log');
 $h->stop;
 

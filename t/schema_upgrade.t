@@ -30,7 +30,7 @@ sub refused {
                         directives => join("\n", 'OctoWebhooksDispatcher Off', $directives // ''));
     system($HTTPD, '-f', $h->conf, '-k', 'start');
     my $log = wait_until(sub { $h->error_log =~ /OWH0000[56]: (.*)/ ? $1 : undef }, 20);
-    my $up = api_at($h->base, 'GET', '/webhooks')->{code} == 401;
+    my $up = api('GET', '/webhooks', base => $h->base)->{code} == 401;
     $h->stop if $up;
     return $up ? "started anyway" : $log // "no refusal logged:\n" . $h->error_log;
 }
@@ -173,7 +173,7 @@ for my $release (qw(first v003 ac89444)) {
          'two servers on one database must agree on Migrate') or diag($log);
     migrate_with_module($db);
     my $h = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\nOctoWebhooksMigrate Off");
-    is(api_at($h->base, 'GET', '/webhooks')->{code}, 401, 'Migrate Off: a current schema is served');
+    is(api('GET', '/webhooks', base => $h->base)->{code}, 401, 'Migrate Off: a current schema is served');
     $h->stop;
 }
 done_testing();

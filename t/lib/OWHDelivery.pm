@@ -1,43 +1,24 @@
 package OWHDelivery;
 # Helpers for the delivery tests: a fresh database per test file, private
 # httpd instances (with their dispatcher) on it, and a receiving endpoint
-# (the sink) that records every request and answers as the test says.
+# (the sink) that records every request and answers as the test says. The
+# API client, tokens and polling are OWHTest's (api, token, wait_until),
+# exported from here too; the instances' httpd.conf is OWHConf's.
 use strict;
 use warnings;
 use Exporter 'import';
 use File::Temp qw(tempdir);
-use IO::Socket::INET ();
 use JSON::PP ();
-use LWP::UserAgent ();
-use HTTP::Request ();
 use Fcntl qw(:flock);
 use POSIX ();
-use Time::HiRes qw(time sleep);
-use OWHTest ();
+use OWHTest qw(api token wait_until free_port);
+use OWHConf ();
 
-our @EXPORT = qw(new_database start_httpd start_sink dtoken emit api_at q_at wait_until free_port);
+our @EXPORT = qw(new_database start_httpd start_sink emit q_at wait_settled api token wait_until free_port);
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 my @instances;
 my $dbn = 0;
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub wait_until {
-    my ($cond, $timeout) = @_;
-    my $end = time + ($timeout // 20);
-    while (time < $end) {
-        my $v = $cond->();
-        return $v if $v;
-        sleep 0.1;
-    }
-    return $cond->();
-}
 
 # SQL with psql variables (shared with the API tests).
 sub q_at { OWHTest::psql_at(@_) }
@@ -52,12 +33,6 @@ sub new_database {
     return $ci;
 }
 
-sub dtoken {
-    my ($conninfo, $connection, @abilities) = @_;
-    my $list = '{' . join(',', map { qq("$_") } @abilities) . '}';
-    return q_at($conninfo, 'SELECT octo_webhooks.create_token($1, $2::text[], $3)', $connection, $list, 'test')->[0][0];
-}
-
 # emit(conninfo, event, object (perl data), connection, language, supplier)
 sub emit {
     my ($conninfo, $event, $object, $connection, $language, $supplier) = @_;
@@ -66,65 +41,55 @@ sub emit {
                 defined $supplier ? $JSON->encode($supplier) : '')->[0][0];
 }
 
-my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 0);
-
-sub api_at {
-    my ($base, $method, $path, %opt) = @_;
-    my $req = HTTP::Request->new($method => $base . $path);
-    $req->header(Authorization => "Bearer $opt{token}") if defined $opt{token};
-    $req->header('Octo-Capabilities' => $opt{caps}) if defined $opt{caps};
-    if (exists $opt{json}) {
-        $req->content($JSON->encode($opt{json}));
-        $req->header('Content-Type' => 'application/json');
-    }
-    $req->header('Content-Length' => length($req->content // ''));
-    my $res = $ua->request($req);
-    my $body = $res->decoded_content // '';
-    return { code => $res->code, json => scalar(eval { $JSON->decode($body) }), body => $body,
-             headers => $res->headers };
+# wait_settled(conninfo, timeout = 20): polls until no delivery is pending,
+# every one succeeded or failed for good. emit() queues in its own
+# transaction and the sink records a request before it answers, so then the
+# sink holds every request it will ever get for what was emitted: a test of
+# "this was not sent" or "no more than N attempts" waits for this, not for
+# a guessed time.
+sub wait_settled {
+    my ($conninfo, $timeout) = @_;
+    return wait_until(sub {
+        q_at($conninfo, q{SELECT count(*) FROM octo_webhooks.deliveries WHERE status = 'pending'})->[0][0] == 0
+    }, $timeout // 20);
 }
 
 # ---- private httpd instances ------------------------------------------------
 package OWHDelivery::Httpd;
 # OWH_ASAN=1 bin/owh test: a wrapper that runs apache2 with libasan preloaded
 my $HTTPD = $ENV{OWH_TEST_HTTPD} || '/usr/sbin/apache2';
-use Time::HiRes qw(sleep);
 
+# start_httpd(conninfo => CI, directives => "more\nlines", guarded => 1,
+# dispatcher => 0, start => 0): an httpd on a free port with the module on
+# that database, its dispatcher polling every 200 ms; loopback receivers
+# allowed unless guarded (the SSRF guard's defaults then). Returns once it
+# answers and, unless dispatcher => 0, once its dispatcher runs; start => 0:
+# only configured, the test calls $h->start.
 sub new {
     my ($class, %opt) = @_;
     my $dir = File::Temp::tempdir(CLEANUP => 1);
-    my $port = OWHDelivery::free_port();
-    my $mods = '/usr/lib/apache2/modules';
-    my $self = bless { dir => $dir, port => $port, base => "http://127.0.0.1:$port/octo", %opt }, $class;
-    open(my $fh, '>', "$dir/httpd.conf") or die;
-    print $fh join("\n",
-        qq{ServerRoot "$dir"}, 'ServerName 127.0.0.1', "Listen 127.0.0.1:$port",
-        qq{PidFile "$dir/httpd.pid"}, qq{DefaultRuntimeDir "$dir"}, qq{ErrorLog "$dir/error.log"},
-        qq{Mutex file:$dir default}, 'LogLevel warn octo_webhooks:info',
-        'StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 10', 'MaxRequestWorkers 20',
-        "LoadModule mpm_event_module $mods/mod_mpm_event.so",
-        "LoadModule authz_core_module $mods/mod_authz_core.so",
-        qq{LoadModule octo_webhooks_module "$ENV{OWH_SRCDIR}/.libs/mod_octo_webhooks.so"},
-        qq{OctoWebhooksDatabase "$opt{conninfo}"},
-        ($opt{guarded} ? () : 'OctoWebhooksAllowNetworks 127.0.0.0/8 ::1'),
-        'OctoWebhooksPollInterval 200ms',
-        $opt{directives} // '',
-        '<Location /octo>', 'SetHandler octo-webhooks', '</Location>', '');
-    close $fh;
+    my $port = OWHTest::free_port();
+    my $self = bless { dir => $dir, port => $port, base => "http://127.0.0.1:$port/octo",
+                       dispatcher => ($opt{directives} // '') !~ /^\s*OctoWebhooksDispatcher\s+Off/mi, %opt }, $class;
+    OWHConf::write_httpd_conf("$dir/httpd.conf", root => $dir, port => $port, database => $opt{conninfo},
+        ($opt{guarded} ? () : (allow => '127.0.0.0/8 ::1')), (exists $opt{dispatcher} ? (dispatcher => $opt{dispatcher}) : ()),
+        directives => [ 'StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 10', 'MaxRequestWorkers 20',
+                        'OctoWebhooksPollInterval 200ms', split(/\n/, $opt{directives} // '') ]);
     $self->start unless defined $opt{start} && !$opt{start};   # start => 0: the test starts it
     push @instances, $self;
     return $self;
 }
 
 sub base { $_[0]{base} }
+sub conninfo { $_[0]{conninfo} }
 sub conf { "$_[0]{dir}/httpd.conf" }
 
 sub start {
     my ($self) = @_;
     system($HTTPD, '-f', $self->conf, '-k', 'start') == 0 or die "httpd did not start\n";
-    OWHDelivery::wait_until(sub { OWHDelivery::api_at($self->{base}, 'GET', '/webhooks')->{code} == 401 }, 20)
+    OWHTest::wait_until(sub { OWHTest::api('GET', '/webhooks', base => $self->{base})->{code} == 401 }, 20)
         or die "httpd does not answer:\n" . $self->error_log;
-    OWHDelivery::wait_until(sub { $self->dispatcher_pid }, 10) unless ($self->{directives} // '') =~ /Dispatcher Off/;
+    OWHTest::wait_until(sub { $self->dispatcher_pid }, 10) if $self->{dispatcher};
 }
 
 sub pid {
@@ -162,14 +127,14 @@ sub graceful {
     my ($self) = @_;
     my $old = $self->dispatcher_pid;
     system($HTTPD, '-f', $self->conf, '-k', 'graceful');
-    OWHDelivery::wait_until(sub { my $p = $self->dispatcher_pid; $p && (!$old || $p != $old) }, 20);
+    OWHTest::wait_until(sub { my $p = $self->dispatcher_pid; $p && (!$old || $p != $old) }, 20);
 }
 
 sub stop {
     my ($self) = @_;
     my $pid = $self->pid or return;
     system($HTTPD, '-f', $self->conf, '-k', 'stop');
-    OWHDelivery::wait_until(sub { !kill(0, $pid) }, 20);
+    OWHTest::wait_until(sub { !kill(0, $pid) }, 20);
     delete $self->{running};
 }
 
@@ -320,7 +285,7 @@ sub requests {
 sub wait_for {
     my ($self, %opt) = @_;
     my $want = $opt{count} // 1;
-    OWHDelivery::wait_until(sub { @{ $self->requests($opt{path}) } >= $want }, $opt{timeout} // 20);
+    OWHTest::wait_until(sub { @{ $self->requests($opt{path}) } >= $want }, $opt{timeout} // 20);
     return $self->requests($opt{path});
 }
 

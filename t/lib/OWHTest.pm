@@ -1,7 +1,10 @@
 package OWHTest;
-# Helpers for the API tests: tokens, requests, a look into the database,
-# stopping and starting the test PostgreSQL and httpd. See bin/owh for the
-# environment (OWH_TEST_CONNINFO, OWH_TEST_PGBIN, OWH_TEST_PGDATA, ...).
+# Helpers of every test file: the one API client (api) and the one token
+# maker (token), SQL through psql, polling (wait_until), stopping and starting
+# the test PostgreSQL and the Apache::Test httpd. Without a base or db option
+# they aim at the Apache::Test server and its database; the delivery tests
+# point them at their private instances (t/lib/OWHDelivery.pm). See bin/owh
+# for the environment (OWH_TEST_CONNINFO, OWH_TEST_PGBIN, OWH_TEST_PGDATA, ...).
 use strict;
 use warnings;
 use Exporter 'import';
@@ -11,16 +14,36 @@ use HTTP::Request ();
 use Apache::Test ();
 use Apache::TestRequest ();
 use File::Temp ();
+use IO::Socket::INET ();
+use Time::HiRes ();
 
-our @EXPORT = qw(token api psql_query psql_at pg_stop pg_start server_restart json_encode);
+our @EXPORT = qw(token api psql_query psql_at pg_stop pg_start server_restart json_encode wait_until free_port);
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
 sub json_encode { $JSON->encode($_[0]) }
 
-# psql with -v variables: values never become SQL text.
-sub _psql { _psql_at($ENV{OWH_TEST_CONNINFO}, @_) }
+# wait_until(sub { condition }, timeout seconds = 20): polls every 0.1 s;
+# returns the condition's first true value, or its last value at the timeout.
+sub wait_until {
+    my ($cond, $timeout) = @_;
+    my $end = Time::HiRes::time() + ($timeout // 20);
+    while (Time::HiRes::time() < $end) {
+        my $v = $cond->();
+        return $v if $v;
+        Time::HiRes::sleep(0.1);
+    }
+    return $cond->();
+}
 
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# psql with -v variables: values never become SQL text.
 # psql_at(conninfo, sql, params...) -> arrayref of rows; dies on error.
 sub psql_at {
     my ($ok, $rows) = _psql_at(@_);
@@ -50,28 +73,38 @@ sub _psql_at {
 
 sub psql_query { psql_at($ENV{OWH_TEST_CONNINFO}, @_) }
 
-# A fresh token of the connection with these abilities (the schema is made
-# by the module when the test server starts; wait for it if needed).
+# token(connection, [abilities], db => conninfo) -> a fresh token of the
+# connection with these abilities, in the test server's database unless db
+# says another. The schema is made by the module when its httpd starts: a
+# failure is retried for a while.
 sub token {
-    my ($connection, @abilities) = @_;
-    my $list = '{' . join(',', map { qq("$_") } @abilities) . '}';
-    for (1 .. 50) {
-        my ($ok, $rows) = _psql('SELECT octo_webhooks.create_token($1, $2::text[], $3)',
-                                $connection, $list, 'test');
-        return $rows->[0][0] if $ok && @$rows;
-        select(undef, undef, undef, 0.2);
-    }
-    die "cannot create a token for $connection\n";
+    my ($connection, $abilities, %opt) = @_;
+    ref $abilities eq 'ARRAY' or die "token(connection, [abilities], db => ...)\n";
+    my $db = $opt{db} // $ENV{OWH_TEST_CONNINFO};
+    my $list = '{' . join(',', map { qq("$_") } @$abilities) . '}';
+    my $tok = wait_until(sub {
+        my ($ok, $rows) = _psql_at($db, 'SELECT octo_webhooks.create_token($1, $2::text[], $3)',
+                                   $connection, $list, 'test');
+        return $ok && @$rows ? $rows->[0][0] : undef;
+    }, 10);
+    return $tok // die "cannot create a token for $connection\n";
 }
 
 my $ua;
 
 # api(METHOD, PATH, %opt) -> { code, json, body, headers, res }
+#   base     where PATH is relative to: a private instance's $h->base; default
+#            the Apache::Test server with prefix (default /octo)
+#   token    Bearer token; auth: a whole Authorization header instead
+#   caps     Octo-Capabilities; headers: { more => headers }
+#   json     a body encoded as JSON; body: a raw body; ctype: its Content-Type
+#   query    the query string
 sub api {
     my ($method, $path, %opt) = @_;
     $ua ||= LWP::UserAgent->new(timeout => 30, keep_alive => 0);
-    my $prefix = exists $opt{prefix} ? $opt{prefix} : '/octo';
-    my $url = 'http://' . Apache::TestRequest::hostport() . $prefix . $path;
+    my $base = $opt{base} // 'http://' . Apache::TestRequest::hostport()
+                                       . (exists $opt{prefix} ? $opt{prefix} : '/octo');
+    my $url = $base . $path;
     $url .= '?' . $opt{query} if defined $opt{query};
     my $req = HTTP::Request->new($method => $url);
     $req->header(Authorization => "Bearer $opt{token}") if defined $opt{token};
@@ -88,9 +121,9 @@ sub api {
     if ($opt{headers}) { $req->header($_ => $opt{headers}{$_}) for keys %{ $opt{headers} } }
     $req->header('Content-Length' => length($req->content // ''));
     my $res = $ua->request($req);
-    my $json = eval { $JSON->decode($res->decoded_content) };
-    return { code => $res->code, json => $json, body => $res->decoded_content,
-             headers => $res->headers, res => $res };
+    my $body = $res->decoded_content // '';
+    my $json = eval { $JSON->decode($body) };
+    return { code => $res->code, json => $json, body => $body, headers => $res->headers, res => $res };
 }
 
 sub _pg_ctl {
@@ -108,12 +141,9 @@ sub server_restart {
     my $server = Apache::Test::config()->server;
     $server->stop;
     $server->start or die "test server did not start again\n";
-    for (1 .. 100) {
-        my $r = eval { api('GET', '/webhooks') };
-        return 1 if $r && $r->{code} == 401;
-        select(undef, undef, undef, 0.1);
-    }
-    die "test server does not answer after restart\n";
+    wait_until(sub { my $r = eval { api('GET', '/webhooks') }; $r && $r->{code} == 401 }, 10)
+        or die "test server does not answer after restart\n";
+    return 1;
 }
 
 1;
