@@ -141,11 +141,11 @@ static void start_claimed(loop_t *L, apr_array_header_t *jobs, apr_pool_t *tmp)
         owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
 }
 
-/* What each busy host can still take here (start now, or wait for: one
- * round of OctoWebhooksMaxPerHost), and which webhooks send to it: a claim
- * takes no more for a host than that, so claimed work seldom has to go back.
- * Idle hosts are left out (the list stays short with many resellers): the
- * per-webhook cap bounds what one claim brings them. */
+/* What each host can still take here (start now, or wait for: one round of
+ * OctoWebhooksMaxPerHost), and which webhooks send to it: a claim takes no
+ * more for a host than that, so claimed work seldom has to go back. Idle
+ * hosts whose webhooks' caps cannot overfill them are left out, so the list
+ * stays short with many resellers. */
 static const char *host_room(loop_t *L, apr_pool_t *p)
 {
     json_t *room, *hooks, *o;
@@ -164,7 +164,11 @@ static const char *host_room(loop_t *L, apr_pool_t *p)
         left = 2 * L->sc->max_per_host - (n ? *n : 0);
         for (i = 0; i < L->waiting->nelts; ++i)
             left -= !strcmp(APR_ARRAY_IDX(L->waiting, i, job_t *)->host, host);
-        if (left == 2 * L->sc->max_per_host) continue;          /* idle here */
+        /* an idle host whose known webhooks could not overfill it in one
+         * claim needs no bound (the list stays short with many resellers) */
+        if (left == 2 * L->sc->max_per_host
+            && (apr_int64_t)apr_hash_count(ids) * L->sc->webhook_concurrency <= left)
+            continue;
         json_array_append_new(room, json_integer(left > 0 ? left : 0));
         for (hj = apr_hash_first(p, ids); hj; hj = apr_hash_next(hj)) {
             const void *id;

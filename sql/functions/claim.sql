@@ -29,6 +29,7 @@ DECLARE
     v_held  int := 0;
     v_next  timestamptz;
     v_room  int[];
+    v_hooks jsonb;
     v_g     int;
     v_wids  uuid[] := '{}';
     v_takes int[] := '{}';
@@ -37,6 +38,7 @@ BEGIN
     v_now := clock_timestamp();
     IF p_hosts IS NOT NULL THEN
         v_room := ARRAY(SELECT x::int FROM jsonb_array_elements_text(p_hosts->'room') AS x);
+        v_hooks := p_hosts->'hooks';
     END IF;
     FOR h IN
         WITH RECURSIVE hooks(wid) AS (
@@ -65,6 +67,16 @@ BEGIN
             v_held := v_held + 1;
             EXIT;
         END IF;
+        -- A host with no room left: nothing to count (the common case when
+        -- one reseller's many webhooks share a busy endpoint).
+        v_g := NULL;
+        IF v_hooks IS NOT NULL THEN
+            v_g := (v_hooks->>h.wid::text)::int + 1;
+            IF v_g IS NOT NULL AND v_room[v_g] <= 0 THEN
+                v_held := v_held + 1;
+                CONTINUE;
+            END IF;
+        END IF;
         -- In flight: claimed, lease running.
         SELECT p_per_webhook - count(*) INTO v_take FROM (
             SELECT 1 FROM octo_webhooks.deliveries d
@@ -76,12 +88,8 @@ BEGIN
               INTO v_used FROM octo_webhooks.webhook_rate r WHERE r.webhook_id = h.wid;
             v_take := least(v_take, p_rate - coalesce(v_used, 0));
         END IF;
-        v_g := NULL;
-        IF p_hosts IS NOT NULL THEN
-            v_g := (p_hosts->'hooks'->>h.wid::text)::int + 1;
-            IF v_g IS NOT NULL THEN
-                v_take := least(v_take, v_room[v_g]);
-            END IF;
+        IF v_g IS NOT NULL THEN
+            v_take := least(v_take, v_room[v_g]);
         END IF;
         IF v_take <= 0 THEN
             v_held := v_held + 1;
