@@ -235,6 +235,15 @@ static apr_status_t refuse(owh_db_t *db, const char *why, apr_pool_t *p)
 }
 
 /* ---- applying ------------------------------------------------------------ */
+/* ROLLBACK without losing the failure's message. */
+static void rollback_keep(owh_db_t *db, apr_pool_t *p)
+{
+    const char *msg = db->errmsg, *state = db->sqlstate;
+    owh_store_rollback(db, p);
+    db->errmsg = msg;
+    db->sqlstate = state;
+}
+
 static apr_status_t bootstrap(owh_db_t *db, apr_pool_t *p)
 {
     static const char *const stmts[] = {
@@ -249,18 +258,15 @@ static apr_status_t bootstrap(owh_db_t *db, apr_pool_t *p)
         " applied_at timestamptz NOT NULL DEFAULT now())",
         NULL };
     const char *const *s;
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv;
+    /* One transaction; LOCAL keeps the "already exists, skipping" notices out
+     * of httpd's stderr without changing the session. */
+    if ((rv = owh_store_begin(db, p)) != APR_SUCCESS) return rv;
+    rv = owh_store_query(NULL, db, p, "SET LOCAL client_min_messages = warning", 0, NULL);
     for (s = stmts; *s && rv == APR_SUCCESS; ++s) rv = owh_store_query(NULL, db, p, *s, 0, NULL);
+    if (rv == APR_SUCCESS) rv = owh_store_commit(db, p);
+    else rollback_keep(db, p);
     return rv;
-}
-
-/* ROLLBACK without losing the failure's message. */
-static void rollback_keep(owh_db_t *db, apr_pool_t *p)
-{
-    const char *msg = db->errmsg, *state = db->sqlstate;
-    owh_store_rollback(db, p);
-    db->errmsg = msg;
-    db->sqlstate = state;
 }
 
 static apr_status_t run_statements(owh_db_t *db, const char *const *stmts, apr_pool_t *p)

@@ -28,8 +28,10 @@ sub refused {
     my ($db, $directives) = @_;
     my $h = start_httpd(conninfo => $db, start => 0,
                         directives => join("\n", 'OctoWebhooksDispatcher Off', $directives // ''));
-    system($HTTPD, '-f', $h->conf, '-k', 'start');
-    my $log = wait_until(sub { $h->error_log =~ /OWH0000[56]: (.*)/ ? $1 : undef }, 20);
+    # refused at the configuration check (stderr) or at post_config (the error log)
+    my $conf = $h->conf;
+    my $out = `$HTTPD -f '$conf' -k start 2>&1`;
+    my $log = wait_until(sub { ($out . $h->error_log) =~ /OWH(?:00006|00105): (.*)/ ? $1 : undef }, 20);
     my $up = api('GET', '/webhooks', base => $h->base)->{code} == 401;
     $h->stop if $up;
     return $up ? "started anyway" : $log // "no refusal logged:\n" . $h->error_log;
