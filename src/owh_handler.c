@@ -88,7 +88,7 @@ static int store_failed(owh_req_t *q, apr_status_t rv, const char *what)
         return send_error(r, HTTP_SERVICE_UNAVAILABLE, "INTERNAL_SERVER_ERROR", MSG_UNAVAILABLE);
     }
     /* A data exception (say February 31st) is the client's value, not our fault. */
-    if (q->db && q->db->sqlstate && !strncmp(q->db->sqlstate, "22", 2))
+    if (owh_store_failed_on_input(q->db))
         return bad_request(r, "A value in the request is out of range");
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, OWHLOGNO(00402) "%s failed: [%s] %s", what,
                   q->db && q->db->sqlstate ? q->db->sqlstate : "-",
