@@ -1,5 +1,8 @@
 /* owh_config.c — the directive table (read it as the reference of every
- * setting), defaults, validation and merging. See owh_config.h. */
+ * setting), defaults, validation and merging. See owh_config.h.
+ * Over 500 lines on purpose: one table and its setters, defaults and merge
+ * rules side by side, so t/config.t (and a reader) can check every member
+ * has all three in one place. */
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <httpd.h>

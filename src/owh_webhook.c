@@ -1,6 +1,8 @@
 /* owh_webhook.c — the Webhook model: parsing and validating API input,
  * normalizing it, rendering the OCTO Webhook object, and the storage
- * encodings of headers (jsonb) and capabilities (text[]). See owh_webhook.h. */
+ * encoding of headers (jsonb). See owh_webhook.h. A little over 500 lines:
+ * the model of both dialects (fields, URL, headers, capabilities, types) is
+ * one concern, and splitting it would scatter its validation rules. */
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_uri.h>
