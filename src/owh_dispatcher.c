@@ -71,7 +71,7 @@ static int ensure_db(loop_t *L)
     if (rv == APR_SUCCESS)
         rv = owh_queue_listen(L->db, L->dbpool);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, L->s, OWHLOGNO(00503)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00503)
                      "dispatcher: database unavailable: %s",
                      L->db && L->db->errmsg ? L->db->errmsg : "connection failed");
         drop_db(L);
