@@ -373,6 +373,23 @@ sub caught_up {
     }
 }
 
+# The first event emitted after time $t: when it had reached both webhooks
+# (how long until new work flows again), undef on timeout.
+sub first_new_delivered {
+    my ($t, $timeout) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        refresh();
+        my ($seq) = sort { $a <=> $b } grep { $emit_t0{$_} >= $t } keys %acked;
+        if (defined $seq) {
+            my @r = map { $recv_first{"$_ $seq"} } grep { !defined $stuck{"$_ $uuid_of{$seq}"} } @PATHS;
+            return (sort { $b <=> $a } @r)[0] // $t unless grep { !defined } @r;
+        }
+        sleep 0.1;
+    }
+    return;
+}
+
 # ---- the run ----------------------------------------------------------------
 my $db = dbh();
 $db->do(q{INSERT INTO octo_webhooks.connections (id) VALUES ('res-1'), ('res-api') ON CONFLICT DO NOTHING});
@@ -426,6 +443,8 @@ for my $f (@faults) {
     $ph->{lifted} = time;
     my $back = caught_up($ph->{lifted}, 120);
     $ph->{recover} = defined $back ? $back - $ph->{lifted} : undef;
+    my $new = first_new_delivered($ph->{lifted}, 60);
+    $ph->{newflow} = defined $new ? $new - $ph->{lifted} : undef;
     printf "lifted after %.1f s, backlog delivered %s\n", $ph->{lifted} - $ph->{fault},
            defined $back ? sprintf('%.2f s later', $back - $ph->{lifted}) : 'NOT within 120 s';
     caught_up(time, 60);                      # phases do not bleed into each other
@@ -504,8 +523,8 @@ while (my $line = <$al>) {
     }
 }
 my ($lost, $order, $dupid) = (0, 0, 0);
-print "\n| fault | events | emit() errors | deliveries expected | received | lost | duplicates | order violations | faulty answers | API non-2xx | backlog delivered after | API 2xx again after |\n";
-print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n";
+print "\n| fault | events | emit() errors | deliveries expected | received | lost | duplicates | order violations | faulty answers | API non-2xx | backlog delivered after | a new event delivered after | API 2xx again after |\n";
+print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
 for my $ph (@phases) {
     $ph->{lost} = $ph->{expected} - $ph->{received} + $ph->{ackmissing};
     $lost += $ph->{lost};
@@ -513,13 +532,15 @@ for my $ph (@phases) {
     $dupid += $ph->{dupid};
     my $api = join(', ', map { "$_ x$ph->{api}{$_}" } sort keys %{ $ph->{api} }) || '0';
     my $api_back = $ph->{api_last_bad} ? sprintf('%.1f s', $ph->{api_last_bad} > $ph->{lifted} ? $ph->{api_last_bad} - $ph->{lifted} : 0) : '-';
-    printf "| %s | %d | %d | %d | %d | %d%s | %d%s | %d | %d | %s | %s | %s |\n", $ph->{label}, $ph->{events}, $ph->{errors},
+    printf "| %s | %d | %d | %d | %d | %d%s | %d%s | %d | %d | %s | %s | %s | %s |\n", $ph->{label}, $ph->{events}, $ph->{errors},
            $ph->{expected}, $ph->{received}, $ph->{lost}, $ph->{stucklost} ? " ($ph->{stucklost} stuck)" : '',
-           $ph->{dup}, $ph->{dupid} ? " ($ph->{dupid} new ids)" : '', $ph->{order}, $ph->{faulty}, $api, defined $ph->{recover} ? sprintf('%.2f s', $ph->{recover}) : 'no', $api_back;
+           $ph->{dup}, $ph->{dupid} ? " ($ph->{dupid} new ids)" : '', $ph->{order}, $ph->{faulty}, $api,
+           defined $ph->{recover} ? sprintf('%.2f s', $ph->{recover}) : 'no',
+           defined $ph->{newflow} ? sprintf('%.2f s', $ph->{newflow}) : 'no', $api_back;
 }
 my %sum;
 for my $ph (@phases) { $sum{$_} += $ph->{$_} for qw(events errors expected received lost dup order faulty) }
-printf "| **all** | %d | %d | %d | %d | **%d** | %d | **%d** | %d | %d requests | | |\n", @sum{qw(events errors expected received lost dup order faulty)}, $api_total;
+printf "| **all** | %d | %d | %d | %d | **%d** | %d | **%d** | %d | %d requests | | | |\n", @sum{qw(events errors expected received lost dup order faulty)}, $api_total;
 print "\ndeliveries in the database: ", join(', ', map { "$_->[0] $_->[1]" } @$dstat), "\n";
 print "acknowledged emit()s missing from the events table: ", (0 + grep { !exists $committed{$_} } keys %acked), "\n";
 print "receptions of events never committed: ", $phantom // 0, "\n";
