@@ -380,10 +380,12 @@ sub first_new_delivered {
     my $end = time + $timeout;
     while (time < $end) {
         refresh();
-        my ($seq) = sort { $a <=> $b } grep { $emit_t0{$_} >= $t } keys %acked;
+        # (an event of an object stuck on both webhooks tells nothing)
+        my $open = sub { grep { !defined $stuck{"$_ $uuid_of{$_[0]}"} } @PATHS };
+        my ($seq) = sort { $a <=> $b } grep { $emit_t0{$_} >= $t && $open->($_) } keys %acked;
         if (defined $seq) {
-            my @r = map { $recv_first{"$_ $seq"} } grep { !defined $stuck{"$_ $uuid_of{$seq}"} } @PATHS;
-            return (sort { $b <=> $a } @r)[0] // $t unless grep { !defined } @r;
+            my @r = map { $recv_first{"$_ $seq"} } $open->($seq);
+            return (sort { $b <=> $a } @r)[0] unless grep { !defined } @r;
         }
         sleep 0.1;
     }
