@@ -317,9 +317,9 @@ sub refresh {
 }
 
 # Deliveries parked behind an earlier delivery of their object that no longer
-# exists: nothing will ever release them (see the README). Seen twice, a
-# second apart, they are stuck; the events behind them are not waited for
-# (they count as lost at the end). Returns "path uuid" => first stuck seq.
+# exists (see the README: the dispatchers' unpark_orphans() releases them
+# within about a second). Still there after 5 s, they are stuck; the events
+# behind them are not waited for (they count as lost at the end).
 my (%stuck, %orphan_seen);
 sub find_stuck {
     my $rows = eval {
@@ -339,7 +339,7 @@ sub find_stuck {
         my ($path, $uuid, $seq) = @$row;
         my $k = "$path $uuid $seq";
         $orphan_seen{$k} //= $now;
-        if ($now - $orphan_seen{$k} >= 1 && !exists $stuck{"$path $uuid"}) {
+        if ($now - $orphan_seen{$k} >= 5 && !exists $stuck{"$path $uuid"}) {
             $stuck{"$path $uuid"} = $seq;
             print "\n   !! $path $uuid: delivery of seq $seq parked with nothing before it (stuck for good) ";
         }
@@ -504,7 +504,7 @@ while (my $line = <$sl>) {
     }
     $wids{"$path $seq"}{$wid} = 1;
 }
-find_stuck(); sleep 1.1; find_stuck();
+find_stuck(); sleep 5.1; find_stuck();
 for my $seq (keys %committed) {
     for my $p (@PATHS) {
         next if $seen{"$p $seq"};
