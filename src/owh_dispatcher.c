@@ -70,6 +70,9 @@ static int ensure_db(loop_t *L)
                                   L->sc->migrate ? OWH_SCHEMA_MIGRATE : OWH_SCHEMA_CHECK, L->dbpool);
     if (rv == APR_SUCCESS)
         rv = owh_queue_listen(L->db, L->dbpool);
+    if (rv == APR_SUCCESS)      /* `octo-webhooks status` lists dispatchers by this name */
+        rv = owh_store_set_application_name(L->db, apr_pstrcat(L->dbpool, "octo-webhooks dispatcher ",
+                                                               L->owner, NULL), L->dbpool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00503)
                      "dispatcher: database unavailable: %s",

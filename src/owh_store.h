@@ -180,4 +180,30 @@ apr_status_t owh_store_delivery_retry(owh_db_t *db, const char *connection, cons
 apr_status_t owh_store_webhook_recover(owh_db_t *db, const char *connection, const char *webhook_id,
                                        const char *since, int *pcount, apr_pool_t *p);
 
+/* ---- operators (owh_store_admin.c, the octo-webhooks CLI) ---------------- */
+typedef enum {
+    OWH_ADMIN_TOKEN_CREATE,         /* connection, abilities text[] literal, label -> token */
+    OWH_ADMIN_TOKEN_REVOKE,         /* token -> id (no row: unknown or revoked) */
+    OWH_ADMIN_TOKEN_REVOKE_ID,      /* id -> id */
+    OWH_ADMIN_TOKEN_LIST,           /* connection or NULL */
+    OWH_ADMIN_STATUS_QUEUE,
+    OWH_ADMIN_STATUS_DISPATCHERS,
+    OWH_ADMIN_STATUS_DISABLED,
+    OWH_ADMIN_OBJECT_DELIVERIES,    /* event type, object key, connection or NULL, limit */
+    OWH_ADMIN_ATTEMPTS,             /* delivery ids as a text[] literal */
+    OWH_ADMIN_REPLAY,               /* type, key, webhook, since, until, dry run -> matched, replayable, requeued */
+    OWH_ADMIN_PRUNE,                /* older-than interval, batch -> events, deliveries, attempts deleted */
+    OWH_ADMIN_PRUNE_COUNT,          /* older-than interval -> what PRUNE would delete */
+    OWH_ADMIN_SCHEMA_EXISTS,        /* -> t/f */
+    OWH_ADMIN_SCHEMA_VERSION,       /* -> the highest applied migration */
+    OWH_ADMIN_COUNT
+} owh_admin_e;
+
+/* Runs one named operator statement (params as listed above; NULL is SQL NULL). */
+apr_status_t owh_store_admin(PGresult **pres, owh_db_t *db, owh_admin_e which, const char *const *params,
+                             apr_pool_t *p);
+
+/* Names the session in pg_stat_activity (dispatchers: "octo-webhooks dispatcher host:pid"). */
+apr_status_t owh_store_set_application_name(owh_db_t *db, const char *name, apr_pool_t *p);
+
 #endif
