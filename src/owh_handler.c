@@ -22,6 +22,7 @@
 #include "owh_netguard.h"
 #include "owh_sign.h"
 #include "owh_log.h"
+#include "owh_openapi.h"
 
 APLOG_USE_MODULE(octo_webhooks);
 
@@ -576,6 +577,26 @@ static const owh_route_t *resolve_route(request_rec *r, const owh_dir_conf_t *dc
     return NULL;
 }
 
+/* GET {Location}/openapi.json: the API's OpenAPI document, compiled in, to
+ * anyone (it holds no data). Asked only for paths that are no route, so
+ * /webhooks/openapi.json stays a webhook id. */
+static int is_openapi(request_rec *r)
+{
+    static const char name[] = "/openapi.json";
+    apr_size_t n = strlen(r->uri), k = sizeof(name) - 1;
+    return n >= k && !strcmp(r->uri + n - k, name);
+}
+
+static int send_openapi(request_rec *r)
+{
+    if (r->method_number != M_GET) {
+        apr_table_setn(r->headers_out, "Allow", "GET");
+        return send_error(r, HTTP_METHOD_NOT_ALLOWED, "BAD_REQUEST",
+                          apr_psprintf(r->pool, "Method %s is not allowed here; use GET", r->method));
+    }
+    return send_json_text(r, HTTP_OK, owh_openapi_json, owh_openapi_json_len);
+}
+
 int owh_handler_handle(request_rec *r)
 {
     owh_req_t q;
@@ -600,7 +621,7 @@ int owh_handler_handle(request_rec *r)
         apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
     }
 
-    if (!(route = resolve_route(r, q.dc, ids))) return not_found(r);
+    if (!(route = resolve_route(r, q.dc, ids))) return is_openapi(r) ? send_openapi(r) : not_found(r);
     q.id = ids[0];
     q.sub = ids[1];
     for (i = 0; i < 4 && route->methods[i].fn; ++i)

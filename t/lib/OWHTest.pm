@@ -16,6 +16,7 @@ use Apache::TestRequest ();
 use File::Temp ();
 use IO::Socket::INET ();
 use Time::HiRes ();
+use OWHOpenAPI ();
 
 our @EXPORT = qw(token api psql_query psql_at pg_stop pg_start server_restart json_encode wait_until free_port);
 
@@ -121,6 +122,7 @@ sub api {
     if ($opt{headers}) { $req->header($_ => $opt{headers}{$_}) for keys %{ $opt{headers} } }
     $req->header('Content-Length' => length($req->content // ''));
     my $res = $ua->request($req);
+    OWHOpenAPI::check($method, $path, $res);        # every answer matches openapi/openapi.json
     my $body = $res->decoded_content // '';
     my $json = eval { $JSON->decode($body) };
     return { code => $res->code, json => $json, body => $body, headers => $res->headers, res => $res };
