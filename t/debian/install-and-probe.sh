@@ -84,11 +84,11 @@ fi
     [ "$port" != 80 ] && printf 'Listen 127.0.0.1:%s\n' "$port"
     printf '<IfModule mod_octo_webhooks.c>\nOctoWebhooksDatabase "%s"\nOctoWebhooksDispatcher Off\n</IfModule>\n' "$conninfo"
 } > /etc/apache2/conf-available/owh-test.conf
-a2enconf -q owh-test
+a2enconf -q owh-test >/dev/null
 apache2ctl start
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 echo "BEFORE_ENABLE $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/octo/webhooks")"
-a2enmod -q octo_webhooks
+a2enmod -q octo_webhooks >/dev/null
 [ -L /etc/apache2/mods-enabled/octo_webhooks.load ] && echo "ENABLED octo_webhooks"
 apache2ctl -t >/dev/null 2>&1 && echo "CONFIGTEST ok"
 apache2ctl graceful
