@@ -16,7 +16,7 @@ my $can = system("sudo -n -l $script >/dev/null 2>&1") == 0;
 if (!$can && !$ENV{CI}) {
     plan skip_all => "needs root: run bin/owh test as root (sudo rule for $script)";
 }
-plan tests => 27;
+plan tests => 28;
 
 # The conninfo on stdin: the script takes no arguments (the sudo rule allows none).
 my $in = File::Temp->new;
