@@ -62,6 +62,8 @@ sub _schema_errors {
 # The reasons a response does not match the document (empty: it matches).
 sub errors {
     my ($method, $path, $res) = @_;
+    # LWP's own answer when no server answered (a test that stopped it): not the module's
+    return () if ($res->header('Client-Warning') // '') eq 'Internal response';
     my $doc = document();
     my $code = $res->code;
     my ($t, $op, $resp);
