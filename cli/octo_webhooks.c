@@ -135,19 +135,21 @@ static int parse_object(const char *spec, const char **ptype, const char **pkey,
 }
 
 /* ---- output -------------------------------------------------------------- */
+#define CELL(t, r, c) ((t)->cells[(r) * (t)->ncols + (c)])
+
 /* A result as aligned columns under a header (the header alone when empty). */
-static void print_table(PGresult *res, const char *indent)
+static void print_table(const owh_admin_table_t *t, const char *indent)
 {
-    int nf = PQnfields(res), nt = PQntuples(res), i, j;
+    int nf = t->ncols, nt = t->nrows, i, j;
     int *w = calloc(nf ? nf : 1, sizeof(int));
-    for (j = 0; j < nf; ++j) w[j] = (int)strlen(PQfname(res, j));
+    for (j = 0; j < nf; ++j) w[j] = (int)strlen(t->names[j]);
     for (i = 0; i < nt; ++i)
         for (j = 0; j < nf; ++j)
-            if ((int)strlen(PQgetvalue(res, i, j)) > w[j]) w[j] = (int)strlen(PQgetvalue(res, i, j));
+            if ((int)strlen(CELL(t, i, j)) > w[j]) w[j] = (int)strlen(CELL(t, i, j));
     for (i = -1; i < nt; ++i) {
         fputs(indent, stdout);
         for (j = 0; j < nf; ++j) {
-            const char *v = i < 0 ? PQfname(res, j) : PQgetvalue(res, i, j);
+            const char *v = i < 0 ? t->names[j] : CELL(t, i, j);
             if (j == nf - 1) fputs(v, stdout);
             else printf("%-*s  ", w[j], v);
         }
@@ -163,53 +165,39 @@ static int db_failed(cli_t *c, const char *what)
     return EX_FAIL;
 }
 
-static int run(cli_t *c, PGresult **pres, owh_admin_e which, const char *const *params, const char *what)
+static int run(cli_t *c, owh_admin_table_t **ptab, owh_admin_e which, const char *const *params,
+               const char *what)
 {
-    if (owh_store_admin(pres, c->db, which, params, c->pool) != APR_SUCCESS) return db_failed(c, what);
+    if (owh_store_admin(ptab, c->db, which, params, c->pool) != APR_SUCCESS) return db_failed(c, what);
     return 0;
 }
 
 /* ---- the database -------------------------------------------------------- */
-static apr_status_t db_close(void *data)
-{
-    owh_db_t *db = data;
-    if (db->pg) { PQfinish(db->pg); db->pg = NULL; }
-    return APR_SUCCESS;
-}
-
-/* A standalone connection that, unlike owh_store_connect(), never migrates:
- * only `migrate` changes the schema, and only when asked. */
+/* A standalone connection that leaves the schema alone: only `migrate`
+ * changes it, and only when asked. */
 static int connect_db(cli_t *c)
 {
     const char *conninfo = getenv("OCTO_WEBHOOKS_DB");
-    const char *keys[] = { "application_name", "client_encoding", "connect_timeout", "dbname", NULL };
-    const char *vals[] = { "octo-webhooks cli", "UTF8", "10", conninfo ? conninfo : "", NULL };
-    owh_db_t *db = apr_pcalloc(c->pool, sizeof(*db));
-    db->pool = c->pool;
-    db->pg = PQconnectdbParams(keys, vals, 1);
-    if (!db->pg || PQstatus(db->pg) != CONNECTION_OK) {
-        const char *m = db->pg ? PQerrorMessage(db->pg) : "out of memory";
-        apr_size_t n = strlen(m);
-        while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) --n;
-        err("cannot connect to PostgreSQL: %.*s\n  (set OCTO_WEBHOOKS_DB to a libpq conninfo, or PGHOST,"
-            " PGDATABASE, PGUSER and a ~/.pgpass; never a password on the command line)", (int)n, m);
-        if (db->pg) PQfinish(db->pg);
+    if (owh_store_connect_schema(&c->db, conninfo ? conninfo : "", 10, OWH_SCHEMA_LEAVE, c->pool)
+        != APR_SUCCESS) {
+        err("cannot connect to PostgreSQL: %s\n  (set OCTO_WEBHOOKS_DB to a libpq conninfo, or PGHOST,"
+            " PGDATABASE, PGUSER and a ~/.pgpass; never a password on the command line)",
+            c->db && c->db->errmsg ? c->db->errmsg : "unknown error");
         return EX_FAIL;
     }
-    apr_pool_cleanup_register(c->pool, db, db_close, apr_pool_cleanup_null);
-    c->db = db;
+    owh_store_set_application_name(c->db, "octo-webhooks cli", c->pool);
     return 0;
 }
 
 static int check_schema(cli_t *c)
 {
-    PGresult *res;
+    owh_admin_table_t *res;
     int have, rc;
     if ((rc = run(c, &res, OWH_ADMIN_SCHEMA_EXISTS, NULL, "reading the schema version"))) return rc;
     have = 0;
-    if (!strcmp(PQgetvalue(res, 0, 0), "t")) {
+    if (!strcmp(owh_admin_cell(res, 0, "present"), "t")) {
         if ((rc = run(c, &res, OWH_ADMIN_SCHEMA_VERSION, NULL, "reading the schema version"))) return rc;
-        have = atoi(PQgetvalue(res, 0, 0));
+        have = atoi(owh_admin_cell(res, 0, "version"));
     }
     if (have == 0) {
         err("schema octo_webhooks does not exist in this database: run `%s migrate` as its owner role"
@@ -219,6 +207,9 @@ static int check_schema(cli_t *c)
     if (have > owh_store_schema_version())
         err("warning: schema version %d is newer than this build knows (%d): upgrade the package",
             have, owh_store_schema_version());
+    else if (have < owh_store_schema_version())
+        err("warning: schema version %d is older than this build's (%d): run `%s migrate`",
+            have, owh_store_schema_version(), prog);
     return 0;
 }
 
@@ -227,7 +218,7 @@ static int cmd_token_create(cli_t *c)
 {
     const char *conn = opt(c, "connection"), *ab = opt(c, "abilities"), *label = opt(c, "label");
     const char *params[3];
-    PGresult *res;
+    owh_admin_table_t *res;
     int rc;
     if (!conn || !*conn) { err("token create needs --connection ID"); return EX_USAGE; }
     if (!ab || !*ab) {
@@ -240,14 +231,14 @@ static int cmd_token_create(cli_t *c)
     params[2] = label ? label : "";
     if ((rc = run(c, &res, OWH_ADMIN_TOKEN_CREATE, params, "token create"))) return rc;
     /* The plaintext exists only here: stdout, alone, once. */
-    printf("%s\n", PQgetvalue(res, 0, 0));
+    printf("%s\n", owh_admin_cell(res, 0, "token"));
     return EX_OK;
 }
 
 static int cmd_token_revoke(cli_t *c)
 {
     const char *id = opt(c, "id"), *params[1];
-    PGresult *res;
+    owh_admin_table_t *res;
     int rc;
     if (id) {
         char *end;
@@ -268,15 +259,15 @@ static int cmd_token_revoke(cli_t *c)
         memset(buf, 0, sizeof(buf));
         if (rc) return rc;
     }
-    if (PQntuples(res) != 1) { err("no such active token"); return EX_FAIL; }
-    printf("revoked token %s\n", PQgetvalue(res, 0, 0));
+    if (res->nrows != 1) { err("no such active token"); return EX_FAIL; }
+    printf("revoked token %s\n", owh_admin_cell(res, 0, "id"));
     return EX_OK;
 }
 
 static int cmd_token_list(cli_t *c)
 {
     const char *params[] = { opt(c, "connection") };
-    PGresult *res;
+    owh_admin_table_t *res;
     int rc;
     if ((rc = run(c, &res, OWH_ADMIN_TOKEN_LIST, params, "token list"))) return rc;
     print_table(res, "");
@@ -302,20 +293,20 @@ static int cmd_migrate(cli_t *c)
 /* ---- status -------------------------------------------------------------- */
 static int cmd_status(cli_t *c)
 {
-    PGresult *q, *d, *x;
+    owh_admin_table_t *q, *d, *x;
     int rc, j;
     if ((rc = run(c, &q, OWH_ADMIN_STATUS_QUEUE, NULL, "status"))
         || (rc = run(c, &d, OWH_ADMIN_STATUS_DISPATCHERS, NULL, "status"))
         || (rc = run(c, &x, OWH_ADMIN_STATUS_DISABLED, NULL, "status")))
         return rc;
     printf("queue\n");
-    for (j = 0; j < PQnfields(q); ++j)
-        printf("  %-16s %s\n", PQfname(q, j), PQgetvalue(q, 0, j));
+    for (j = 0; j < q->ncols; ++j)
+        printf("  %-16s %s\n", q->names[j], CELL(q, 0, j));
     printf("  %-16s %d\n", "module_schema", owh_store_schema_version());
-    printf("dispatchers: %d\n", PQntuples(d));
-    if (PQntuples(d)) print_table(d, "  ");
-    printf("disabled webhooks: %d\n", PQntuples(x));
-    if (PQntuples(x)) print_table(x, "  ");
+    printf("dispatchers: %d\n", d->nrows);
+    if (d->nrows) print_table(d, "  ");
+    printf("disabled webhooks: %d\n", x->nrows);
+    if (x->nrows) print_table(x, "  ");
     return EX_OK;
 }
 
@@ -323,7 +314,7 @@ static int cmd_status(cli_t *c)
 static int cmd_deliveries(cli_t *c)
 {
     const char *type, *key, *limit = opt(c, "limit"), *params[4], *ids;
-    PGresult *res, *att;
+    owh_admin_table_t *res, *att;
     int rc, i, k = 0;
     if (!opt(c, "object")) { err("deliveries needs --object booking:<uuid> (or order:, product:, availability:)"); return EX_USAGE; }
     if (!parse_object(opt(c, "object"), &type, &key, c->pool)) return EX_USAGE;
@@ -334,27 +325,29 @@ static int cmd_deliveries(cli_t *c)
     }
     params[0] = type; params[1] = key; params[2] = opt(c, "connection"); params[3] = limit ? limit : "100";
     if ((rc = run(c, &res, OWH_ADMIN_OBJECT_DELIVERIES, params, "deliveries"))) return rc;
-    if (PQntuples(res) == 0) {
+    if (res->nrows == 0) {
         printf("no deliveries of %s\n", opt(c, "object"));
         return EX_OK;
     }
     ids = "{";
-    for (i = 0; i < PQntuples(res); ++i)
-        ids = apr_pstrcat(c->pool, ids, i ? "," : "", PQgetvalue(res, i, 0), NULL);
+    for (i = 0; i < res->nrows; ++i)
+        ids = apr_pstrcat(c->pool, ids, i ? "," : "", owh_admin_cell(res, i, "id"), NULL);
     params[0] = apr_pstrcat(c->pool, ids, "}", NULL);
     if ((rc = run(c, &att, OWH_ADMIN_ATTEMPTS, params, "deliveries"))) return rc;
     /* Newest event first; each delivery with its attempts under it. */
-    for (i = 0; i < PQntuples(res); ++i) {
+    for (i = 0; i < res->nrows; ++i) {
+        const char *id = owh_admin_cell(res, i, "id");
         int j;
-        printf("%sdelivery %s\n", i ? "\n" : "", PQgetvalue(res, i, 0));
-        for (j = 1; j < PQnfields(res); ++j)
-            if (*PQgetvalue(res, i, j)) printf("  %-12s %s\n", PQfname(res, j), PQgetvalue(res, i, j));
-        for (k = 0; k < PQntuples(att); ++k) {
-            if (strcmp(PQgetvalue(att, k, 0), PQgetvalue(res, i, 0))) continue;
-            printf("  attempt %s  %s  status %s  %s ms%s%s%s%s\n", PQgetvalue(att, k, 1),
-                   PQgetvalue(att, k, 2), PQgetvalue(att, k, 3), PQgetvalue(att, k, 4),
-                   *PQgetvalue(att, k, 5) ? "  error: " : "", PQgetvalue(att, k, 5),
-                   *PQgetvalue(att, k, 6) ? "  by " : "", PQgetvalue(att, k, 6));
+        printf("%sdelivery %s\n", i ? "\n" : "", id);
+        for (j = 0; j < res->ncols; ++j)
+            if (strcmp(res->names[j], "id") && *CELL(res, i, j))
+                printf("  %-12s %s\n", res->names[j], CELL(res, i, j));
+        for (k = 0; k < att->nrows; ++k) {
+            const char *e = owh_admin_cell(att, k, "error"), *by = owh_admin_cell(att, k, "dispatcher");
+            if (strcmp(owh_admin_cell(att, k, "delivery_id"), id)) continue;
+            printf("  attempt %s  %s  status %s  %s ms%s%s%s%s\n", owh_admin_cell(att, k, "attempt"),
+                   owh_admin_cell(att, k, "started"), owh_admin_cell(att, k, "status"),
+                   owh_admin_cell(att, k, "ms"), *e ? "  error: " : "", e, *by ? "  by " : "", by);
         }
     }
     return EX_OK;
@@ -364,7 +357,7 @@ static int cmd_deliveries(cli_t *c)
 static int cmd_replay(cli_t *c)
 {
     const char *type = NULL, *key = NULL, *wh = opt(c, "webhook"), *params[6];
-    PGresult *res;
+    owh_admin_table_t *res;
     int rc, dry = opt(c, "dry-run") != NULL;
     if (!opt(c, "object") && !wh) { err("replay needs --object TYPE:ID, or --webhook ID --since TIME"); return EX_USAGE; }
     if (opt(c, "object") && !parse_object(opt(c, "object"), &type, &key, c->pool)) return EX_USAGE;
@@ -373,8 +366,9 @@ static int cmd_replay(cli_t *c)
     params[0] = type; params[1] = key; params[2] = wh;
     params[3] = opt(c, "since"); params[4] = opt(c, "until"); params[5] = dry ? "true" : "false";
     if ((rc = run(c, &res, OWH_ADMIN_REPLAY, params, "replay"))) return rc;
-    printf("%s ended deliveries matched, %s to active webhooks, %s requeued%s\n", PQgetvalue(res, 0, 0),
-           PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), dry ? " (dry run: nothing changed)" : "");
+    printf("%s ended deliveries matched, %s to active webhooks, %s requeued%s\n",
+           owh_admin_cell(res, 0, "matched"), owh_admin_cell(res, 0, "replayable"),
+           owh_admin_cell(res, 0, "requeued"), dry ? " (dry run: nothing changed)" : "");
     return EX_OK;
 }
 
@@ -382,7 +376,7 @@ static int cmd_replay(cli_t *c)
 static int cmd_prune(cli_t *c)
 {
     const char *older = opt(c, "older-than"), *iv, *params[2];
-    PGresult *res;
+    owh_admin_table_t *res;
     apr_int64_t events = 0, deliveries = 0, attempts = 0;
     int rc;
     if (!older) older = "30d";
@@ -394,7 +388,8 @@ static int cmd_prune(cli_t *c)
     if (opt(c, "dry-run")) {
         if ((rc = run(c, &res, OWH_ADMIN_PRUNE_COUNT, params, "prune"))) return rc;
         printf("would delete %s events, %s deliveries, %s attempts ended more than %s ago (dry run)\n",
-               PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), older);
+               owh_admin_cell(res, 0, "events"), owh_admin_cell(res, 0, "deliveries"),
+               owh_admin_cell(res, 0, "attempts"), older);
         return EX_OK;
     }
     /* Batches, each its own transaction: short locks on a live queue. */
@@ -402,11 +397,10 @@ static int cmd_prune(cli_t *c)
     for (;;) {
         apr_int64_t n;
         if ((rc = run(c, &res, OWH_ADMIN_PRUNE, params, "prune"))) return rc;
-        n = apr_atoi64(PQgetvalue(res, 0, 0));
+        n = apr_atoi64(owh_admin_cell(res, 0, "events"));
         events += n;
-        deliveries += apr_atoi64(PQgetvalue(res, 0, 1));
-        attempts += apr_atoi64(PQgetvalue(res, 0, 2));
-        owh_store_clear(res, c->pool);
+        deliveries += apr_atoi64(owh_admin_cell(res, 0, "deliveries"));
+        attempts += apr_atoi64(owh_admin_cell(res, 0, "attempts"));
         if (n < 2000) break;
     }
     printf("deleted %" APR_INT64_T_FMT " events, %" APR_INT64_T_FMT " deliveries, %" APR_INT64_T_FMT

@@ -199,9 +199,19 @@ typedef enum {
     OWH_ADMIN_COUNT
 } owh_admin_e;
 
+/* An operator statement's answer as plain strings in a pool: the column
+ * names, and the cells row by row ("" for SQL NULL). */
+typedef struct owh_admin_table_t {
+    int ncols, nrows;
+    const char **names;
+    const char **cells;             /* nrows * ncols, row-major */
+} owh_admin_table_t;
+
 /* Runs one named operator statement (params as listed above; NULL is SQL NULL). */
-apr_status_t owh_store_admin(PGresult **pres, owh_db_t *db, owh_admin_e which, const char *const *params,
-                             apr_pool_t *p);
+apr_status_t owh_store_admin(owh_admin_table_t **ptab, owh_db_t *db, owh_admin_e which,
+                             const char *const *params, apr_pool_t *p);
+/* A cell by column name ("" when there is no such column or row). */
+const char *owh_admin_cell(const owh_admin_table_t *t, int row, const char *column);
 
 /* Names the session in pg_stat_activity (dispatchers: "octo-webhooks dispatcher host:pid"). */
 apr_status_t owh_store_set_application_name(owh_db_t *db, const char *name, apr_pool_t *p);

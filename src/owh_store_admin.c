@@ -2,6 +2,7 @@
  * tokens, the queue's state, one object's deliveries across connections,
  * replay and prune. One table of named statements, so the SQL stays in the
  * store and the CLI only prints what comes back. APR + libpq only. */
+#include <string.h>
 #include <apr_strings.h>
 
 #include "owh_store.h"
@@ -16,7 +17,7 @@ typedef struct {
 
 static const admin_stmt_t stmts[] = {
     [OWH_ADMIN_TOKEN_CREATE] = { 3,
-        "SELECT octo_webhooks.create_token($1, $2::text[], NULLIF($3, ''))" },
+        "SELECT octo_webhooks.create_token($1, $2::text[], NULLIF($3, '')) AS token" },
     [OWH_ADMIN_TOKEN_REVOKE] = { 1,
         "UPDATE octo_webhooks.tokens SET revoked_at = now()"
         " WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL RETURNING id" },
@@ -139,16 +140,43 @@ static const admin_stmt_t stmts[] = {
         "        AS attempts" },
     /* two statements: a query naming a missing table fails to parse */
     [OWH_ADMIN_SCHEMA_EXISTS] = { 0,
-        "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL" },
+        "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL AS present" },
     [OWH_ADMIN_SCHEMA_VERSION] = { 0,
-        "SELECT coalesce(max(version), 0) FROM octo_webhooks.schema_migrations" },
+        "SELECT coalesce(max(version), 0) AS version FROM octo_webhooks.schema_migrations" },
 };
 
-apr_status_t owh_store_admin(PGresult **pres, owh_db_t *db, owh_admin_e which, const char *const *params,
-                             apr_pool_t *p)
+apr_status_t owh_store_admin(owh_admin_table_t **ptab, owh_db_t *db, owh_admin_e which,
+                             const char *const *params, apr_pool_t *p)
 {
+    owh_admin_table_t *t;
+    PGresult *res;
+    apr_status_t rv;
+    int r, c;
+
     if ((int)which < 0 || which >= OWH_ADMIN_COUNT || !stmts[which].sql) return APR_EINVAL;
-    return owh_store_query(pres, db, p, stmts[which].sql, stmts[which].nparams, params);
+    rv = owh_store_query(&res, db, p, stmts[which].sql, stmts[which].nparams, params);
+    if (rv != APR_SUCCESS) return rv;
+    t = apr_pcalloc(p, sizeof(*t));
+    t->ncols = PQnfields(res);
+    t->nrows = PQntuples(res);
+    t->names = apr_pcalloc(p, sizeof(char *) * (t->ncols + 1));
+    t->cells = apr_pcalloc(p, sizeof(char *) * ((apr_size_t)t->nrows * t->ncols + 1));
+    for (c = 0; c < t->ncols; ++c) t->names[c] = apr_pstrdup(p, PQfname(res, c));
+    for (r = 0; r < t->nrows; ++r)
+        for (c = 0; c < t->ncols; ++c)
+            t->cells[r * t->ncols + c] = apr_pstrdup(p, PQgetvalue(res, r, c));
+    owh_store_clear(res, p);
+    *ptab = t;
+    return APR_SUCCESS;
+}
+
+const char *owh_admin_cell(const owh_admin_table_t *t, int row, const char *column)
+{
+    int c;
+    if (!t || row < 0 || row >= t->nrows) return "";
+    for (c = 0; c < t->ncols; ++c)
+        if (!strcmp(t->names[c], column)) return t->cells[row * t->ncols + c];
+    return "";
 }
 
 apr_status_t owh_store_set_application_name(owh_db_t *db, const char *name, apr_pool_t *p)

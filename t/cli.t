@@ -74,13 +74,13 @@ is(q_at($db, q{SELECT count(*) FROM octo_webhooks.tokens WHERE token_hash = sha2
    1, 'stored as its SHA-256');
 my $h = start_httpd(conninfo => $db, directives => "OctoWebhooksRetrySchedule 1h\nOctoWebhooksDisableAfter 30d");
 my $sink = start_sink();
-is(api_at($h->base, 'GET', '/webhooks', token => $tok)->{code}, 200, 'the API takes it');
+is(api('GET', '/webhooks', base => $h->base, token => $tok)->{code}, 200, 'the API takes it');
 $r = ow($db, qw(token list --connection cli-a));
 ok($r->{out} =~ /cli-a\s+ops\s+octo:read\.webhooks,octo:write\.webhooks\s.*active/ && index($r->{out}, $tok) < 0,
    'token list: label, abilities, state, never the token');
 $r = cli($db, "$tok\n", $CLI, qw(token revoke));
 like($r->{out}, qr/^revoked token \d+/, 'token revoke reads the token from stdin');
-is(api_at($h->base, 'GET', '/webhooks', token => $tok)->{code}, 403, 'the API refuses it now');
+is(api('GET', '/webhooks', base => $h->base, token => $tok)->{code}, 403, 'the API refuses it now');
 $r = cli($db, "$tok\n", $CLI, qw(token revoke));
 ok($r->{rc} == 1 && $r->{err} =~ /no such active token/, 'revoking it again: exit 1');
 my $tok2 = cli($db, undef, $OLD, qw(create --connection cli-a --abilities octo:read.webhooks))->{out};
@@ -88,19 +88,19 @@ chomp $tok2;
 like($tok2, qr/^owh_/, 'octo-webhooks-token create still works');
 my $id2 = q_at($db, q{SELECT id FROM octo_webhooks.tokens WHERE token_hash = sha256(convert_to($1, 'UTF8'))}, $tok2)->[0][0];
 is(ow($db, qw(token revoke --id), $id2)->{rc}, 0, 'token revoke --id');
-is(api_at($h->base, 'GET', '/webhooks', token => $tok2)->{code}, 403, '... revoked');
+is(api('GET', '/webhooks', base => $h->base, token => $tok2)->{code}, 403, '... revoked');
 $r = ow($db, qw(token create --connection cli-a --abilities octo:fly));
 ok($r->{rc} == 1 && $r->{err} =~ /abilities must be/, 'unknown abilities: the database says which');
 
 # ---- status --------------------------------------------------------------------
-my $ta = dtoken($db, 'cli-a', 'octo:read.webhooks', 'octo:write.webhooks');
-my $tb = dtoken($db, 'cli-b', 'octo:read.webhooks', 'octo:write.webhooks');
+my $ta = token('cli-a', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $tb = token('cli-b', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 $r = wait_until(sub { my $s = ow($db, 'status'); $s->{out} =~ /dispatchers: 1\n/ ? $s : undef }, 15);
 ok($r && $r->{out} =~ /^\s+\S+:\d+\s+connected since /m, 'status: the dispatcher (host:pid), connected');
 $sink->behave('/fail', codes => [500]);
 $sink->behave('/gone', codes => [410]);
-my $wfail = api_at($h->base, 'POST', '/webhooks', token => $ta, json => { event => 'booking_update', url => $sink->url('/fail') })->{json}{id};
-my $wgone = api_at($h->base, 'POST', '/webhooks', token => $tb, json => { event => 'product_update', url => $sink->url('/gone') })->{json}{id};
+my $wfail = api('POST', '/webhooks', base => $h->base, token => $ta, json => { event => 'booking_update', url => $sink->url('/fail') })->{json}{id};
+my $wgone = api('POST', '/webhooks', base => $h->base, token => $tb, json => { event => 'product_update', url => $sink->url('/gone') })->{json}{id};
 emit($db, 'booking_update', { uuid => 'bk-1', status => 'CONFIRMED', seq => $_ }, 'cli-a') for 1 .. 3;
 emit($db, 'product_update', { id => 'gone-1' });
 wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.attempts})->[0][0] >= 2 }, 15);
@@ -112,8 +112,8 @@ is_deeply([ @q{qw(pending retry_later parked)} ], [ 3, 1, 2 ], 'status: 3 pendin
 ok($r->{out} =~ /disabled webhooks: 1\n.*\Q$wgone\E\s+cli-b\s+octo\s+\S+\s.*410 Gone/s, 'status: the disabled webhook, its connection and reason');
 
 # ---- deliveries of one object across connections ----------------------------------
-my $wa = api_at($h->base, 'POST', '/webhooks', token => $ta, json => { event => 'product_update', url => $sink->url('/a') })->{json}{id};
-my $wb = api_at($h->base, 'POST', '/webhooks', token => $tb, json => { event => 'product_update', url => $sink->url('/b') })->{json}{id};
+my $wa = api('POST', '/webhooks', base => $h->base, token => $ta, json => { event => 'product_update', url => $sink->url('/a') })->{json}{id};
+my $wb = api('POST', '/webhooks', base => $h->base, token => $tb, json => { event => 'product_update', url => $sink->url('/b') })->{json}{id};
 $sink->behave('/b', codes => [500, 200]);
 emit($db, 'product_update', { id => 'p-1', seq => $_ }) for 1 .. 2;
 wait_until(sub { scalar(@{ $sink->requests('/a') }) >= 2 && scalar(@{ $sink->requests('/b') }) >= 1 }, 15);
@@ -157,7 +157,7 @@ like($r->{out}, qr/0 ended deliveries matched/, 'pending deliveries are not "end
 # then all of it is aged by 40 days.
 my $head = q_at($db, q{SELECT id FROM octo_webhooks.deliveries WHERE webhook_id = $1 AND status = 'pending'
                         AND next_attempt_at <> 'infinity'}, $wb)->[0][0];
-is(api_at($h->base, 'POST', "/webhooks/$wb/deliveries/$head/retry", token => $tb)->{code}, 200, "/b's delivery due now");
+is(api('POST', "/webhooks/$wb/deliveries/$head/retry", base => $h->base, token => $tb)->{code}, 200, "/b's delivery due now");
 ok(wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.deliveries WHERE status = 'pending' AND webhook_id <> $1}, $wfail)->[0][0] == 0 }, 15),
    'only the booking deliveries are pending');
 q_at($db, q{UPDATE octo_webhooks.events SET created_at = created_at - interval '40 days'});
