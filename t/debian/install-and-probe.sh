@@ -107,7 +107,13 @@ echo "BODY_AUTH $(tr -d '\n' < "$work/auth")"
 curl -s -o "$work/openapi.json" "http://127.0.0.1:$port/octo/openapi.json"
 cmp -s "$work/openapi.json" /usr/share/$pkg/openapi.json && echo "OPENAPI served = shipped"
 printf '%s\n' "$token" | octo-webhooks token revoke >/dev/null && echo "REVOKED"
-echo "STATUS_REVOKED $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/octo/webhooks")"
+# a revocation takes effect within the token cache's second
+for _ in $(seq 1 50); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/octo/webhooks")
+    [ "$status" = 403 ] && break
+    sleep 0.1
+done
+echo "STATUS_REVOKED $status"
 stop_apache
 echo "STOPPED"
 
