@@ -67,7 +67,7 @@ ok($r->{out} =~ /migration $n; mod_octo_webhooks \S+ ships $n/ && (() = $r->{out
 is(ow($db, 'migrate')->{rc}, 0, 'migrate again: nothing to do');
 
 # ---- tokens ------------------------------------------------------------------
-$r = ow($db, qw(token create --connection cli-a --abilities octo:read.webhooks,octo:write.webhooks --label ops));
+$r = ow($db, qw(token create --connection cli-a --abilities), 'octo:read.webhooks,octo:write.webhooks', qw(--label ops));
 like($r->{out}, qr/\Aowh_[0-9a-f]{64}\n\z/, 'token create prints the token alone, once');
 (my $tok = $r->{out}) =~ s/\n//;
 is(q_at($db, q{SELECT count(*) FROM octo_webhooks.tokens WHERE token_hash = sha256(convert_to($1, 'UTF8'))}, $tok)->[0][0],
