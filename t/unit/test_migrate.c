@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     apr_pool_create(&p, NULL);
     rv = owh_store_connect_schema(&db, argv[1], 5, OWH_SCHEMA_LEAVE, p);
     tap_ok(rv == APR_SUCCESS, "connects without touching the schema");
-    if (rv != APR_SUCCESS) { printf("# %s\n", db->errmsg); return tap_done() | 1; }
+    if (rv != APR_SUCCESS) { printf("# %s\n", db->errmsg); apr_pool_destroy(p); return tap_done() | 1; }
 
     rv = owh_store_migrate_status(db, 0, 0, &report, p);
     tap_ok(rv == APR_SUCCESS, "status of an empty database");
@@ -83,5 +83,7 @@ int main(int argc, char **argv)
     tap_ok(rv == OWH_STORE_ESCHEMA && has(report, "refused: schema octo_webhooks is at migration 999"),
            "a newer schema is refused, in the report too");
     tap_ok(owh_store_migrate(db, p) == OWH_STORE_ESCHEMA, "and by owh_store_migrate");
+    apr_pool_destroy(p);        /* closes the connection, clears every result */
+    apr_terminate();
     return tap_done();
 }
