@@ -435,6 +435,7 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(supplier_api);
     MERGE_PTR(supplier_api_token);
     c->store = NULL;                    /* runtime: made per child */
+    c->handler_locations = NULL;        /* runtime: found after the merge */
     c->s = add->s;
     return c;
 }
@@ -530,6 +531,83 @@ apr_status_t owh_config_finalize(server_rec *s, apr_pool_t *p, apr_pool_t *plog)
         if (finalize_one(c, s, p) != APR_SUCCESS) rv = APR_EINVAL;
     }
     return rv;
+}
+
+/* ---- where the handler is set ------------------------------------------- */
+static void add_location(server_rec *s, const char *path, apr_pool_t *p)
+{
+    owh_srv_conf_t *sc = owh_config_srv_get(s);
+    int i;
+    if (!sc->handler_locations) sc->handler_locations = apr_array_make(p, 2, sizeof(const char *));
+    for (i = 0; i < sc->handler_locations->nelts; ++i)
+        if (!strcmp(APR_ARRAY_IDX(sc->handler_locations, i, const char *), path)) return;
+    APR_ARRAY_PUSH(sc->handler_locations, const char *) = path;
+}
+
+/* "<Location /octo/>" -> "/octo" (args are "/octo/>", maybe quoted); NULL for
+ * a regex (<Location ~ ...>): its base cannot be known, see the handler. */
+static const char *location_path(const ap_directive_t *n, apr_pool_t *p)
+{
+    const char *args = n->args;
+    char *path;
+    apr_size_t len;
+    path = ap_getword_conf(p, &args);
+    len = strlen(path);
+    if (len && path[len - 1] == '>') path[--len] = '\0';
+    if (len >= 2 && (path[0] == '"' || path[0] == '\'') && path[len - 1] == path[0]) {
+        path[--len] = '\0';
+        ++path;
+        --len;
+    }
+    if (!len || *path != '/') return NULL;
+    while (len > 1 && path[len - 1] == '/') path[--len] = '\0';
+    return len == 1 ? "" : path;        /* <Location />: routes from the root */
+}
+
+static int sets_our_handler(const ap_directive_t *n, apr_pool_t *p)
+{
+    for (n = n->first_child; n; n = n->next)
+        if (!strcasecmp(n->directive, "SetHandler")) {
+            const char *args = n->args;
+            if (!strcasecmp(ap_getword_conf(p, &args), "octo-webhooks")) return 1;
+        }
+    return 0;
+}
+
+static void walk_tree(const ap_directive_t *n, server_rec *all, server_rec *only, apr_pool_t *p)
+{
+    for (; n; n = n->next) {
+        if (!strcasecmp(n->directive, "<VirtualHost")) {
+            server_rec *x;
+            for (x = all->next; x; x = x->next)
+                if (x->defn_name && n->filename && !strcmp(x->defn_name, n->filename)
+                    && x->defn_line_number == (unsigned)n->line_num) break;
+            if (x) walk_tree(n->first_child, all, x, p);
+        }
+        else if (!strcasecmp(n->directive, "<Location") && sets_our_handler(n, p)) {
+            const char *path = location_path(n, p);
+            server_rec *x;
+            if (!path) continue;
+            if (only) add_location(only, path, p);
+            else for (x = all; x; x = x->next) add_location(x, path, p);
+        }
+        else if (n->first_child)
+            walk_tree(n->first_child, all, only, p);
+    }
+}
+
+void owh_config_find_handler_locations(server_rec *s, apr_pool_t *p)
+{
+    server_rec *x;
+    for (x = s; x; x = x->next) owh_config_srv_get(x)->handler_locations = NULL;
+    walk_tree(ap_conftree, s, NULL, p);
+    for (x = s; x; x = x->next) {
+        owh_srv_conf_t *sc = owh_config_srv_get(x);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, x, OWHLOGNO(00121) "%s:%u: routes resolve under %s",
+                     x->defn_name ? x->defn_name : "main server", x->defn_line_number,
+                     sc->handler_locations && sc->handler_locations->nelts
+                     ? apr_array_pstrcat(p, sc->handler_locations, ' ') : "(no <Location> sets the handler)");
+    }
 }
 
 apr_off_t owh_config_max_body(const owh_dir_conf_t *dc)

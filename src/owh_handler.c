@@ -39,6 +39,8 @@ typedef struct owh_req_t {
     owh_caller_t caller;
     const char *id;                 /* {id} of the route, if any */
     const char *sub;                /* {sub}: a second id (a delivery's) */
+    const char *body;               /* the request body, read before any database work */
+    apr_size_t body_len;
 } owh_req_t;
 
 /* ---- answers ------------------------------------------------------------- */
@@ -137,24 +139,38 @@ too_large:
     return HTTP_REQUEST_ENTITY_TOO_LARGE;
 }
 
-/* Reads and parses a JSON object body into *pj (NULL when the body is empty
- * and not required). Returns 0, or 1 when it already answered with an error. */
-static int read_json_object(owh_req_t *q, int required, json_t **pj)
+/* Reads the body into q before the request takes a pooled database
+ * connection: a client trickling its body holds a worker (bounded by
+ * mod_reqtimeout), never a connection others need. Returns 0, or 1 when it
+ * already answered with an error. */
+static int take_body(owh_req_t *q)
 {
     request_rec *r = q->r;
-    const char *data, *err = NULL;
-    apr_size_t len;
-    json_t *j;
-    int rc = read_body(r, owh_config_max_body(q->dc), &data, &len);
-
-    *pj = NULL;
+    int rc = read_body(r, owh_config_max_body(q->dc), &q->body, &q->body_len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         send_error(r, rc, "BAD_REQUEST", apr_psprintf(r->pool,
                    "The request body is larger than %" APR_OFF_T_FMT " bytes",
                    owh_config_max_body(q->dc)));
         return 1;
     }
-    if (rc != OK) { bad_request(r, "The request body could not be read"); return 1; }
+    if (rc != OK) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        bad_request(r, "The request body could not be read");
+        return 1;
+    }
+    return 0;
+}
+
+/* Parses the JSON object body into *pj (NULL when the body is empty and not
+ * required). Returns 0, or 1 when it already answered with an error. */
+static int read_json_object(owh_req_t *q, int required, json_t **pj)
+{
+    request_rec *r = q->r;
+    const char *data = q->body, *err = NULL;
+    apr_size_t len = q->body_len;
+    json_t *j;
+
+    *pj = NULL;
     if (len == 0 && !required) return 0;
     if (!(j = owh_json_parse(data, len, &err, r->pool))) { bad_request(r, err); return 1; }
     if (!json_is_object(j)) { bad_request(r, "The request body must be a JSON object"); return 1; }
@@ -557,23 +573,34 @@ static const owh_route_t *find_route(const char *path, const char **pid, apr_poo
     return NULL;
 }
 
-/* Routes are relative to the handler's <Location>. The innermost <Location>
- * is tried first; when an inner one only adds settings (say <Location
- * /octo/webhooks> with access rules) the path is tried from each segment
- * boundary, leftmost first. */
-static const owh_route_t *resolve_route(request_rec *r, const owh_dir_conf_t *dc, const char **pid)
+/* Routes are relative to one base: the <Location> whose section sets the
+ * handler (the longest, when several nest), found in the configuration tree
+ * at startup; without one (the handler set elsewhere) the innermost
+ * <Location>, else the root. Nothing else: /octo/anything/webhooks is 404,
+ * so rules on inner <Location>s cannot be stepped around. */
+static const char *route_base(request_rec *r, const owh_srv_conf_t *sc, const owh_dir_conf_t *dc)
 {
-    const char *uri = r->uri, *loc = dc->location, *s;
-    const owh_route_t *route;
-    if (loc && *loc == '/' && loc[1]) {
+    const char *uri = r->uri, *best = NULL;
+    int i;
+    for (i = 0; sc->handler_locations && i < sc->handler_locations->nelts; ++i) {
+        const char *loc = APR_ARRAY_IDX(sc->handler_locations, i, const char *);
         apr_size_t n = strlen(loc);
         if (!strncmp(uri, loc, n) && (uri[n] == '\0' || uri[n] == '/')
-            && (route = find_route(trim_path(uri + n, r->pool), pid, r->pool)))
-            return route;
+            && (!best || n > strlen(best)))
+            best = loc;
     }
-    for (s = uri; s; s = strchr(s + 1, '/'))
-        if ((route = find_route(trim_path(s, r->pool), pid, r->pool))) return route;
-    return NULL;
+    if (best) return best;
+    if (dc->location && dc->location[1] && !strncmp(uri, dc->location, strlen(dc->location)))
+        return dc->location;
+    return "";
+}
+
+static const owh_route_t *resolve_route(request_rec *r, const owh_srv_conf_t *sc, const owh_dir_conf_t *dc,
+                                        const char **pid)
+{
+    const char *base = route_base(r, sc, dc), *rest = r->uri + strlen(base);
+    if (*rest && *rest != '/') return NULL;
+    return find_route(trim_path(rest, r->pool), pid, r->pool);
 }
 
 int owh_handler_handle(request_rec *r)
@@ -600,7 +627,7 @@ int owh_handler_handle(request_rec *r)
         apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
     }
 
-    if (!(route = resolve_route(r, q.dc, ids))) return not_found(r);
+    if (!(route = resolve_route(r, q.sc, q.dc, ids))) return not_found(r);
     q.id = ids[0];
     q.sub = ids[1];
     for (i = 0; i < 4 && route->methods[i].fn; ++i)
@@ -617,6 +644,9 @@ int owh_handler_handle(request_rec *r)
             apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer realm=\"octo\"");
         return send_error(r, HTTP_UNAUTHORIZED, "UNAUTHORIZED", MSG_UNAUTHORIZED);
     }
+
+    q.body = "";
+    if (take_body(&q)) return OK;
 
     if (!q.sc->store) return store_failed(&q, OWH_STORE_EUNAVAIL, "request");
     if ((rv = owh_store_acquire(&q.db, q.sc->store, r->pool)) != APR_SUCCESS)
