@@ -42,6 +42,8 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_MAX_PAYLOAD         (256 * 1024)
 #define DEF_RESOLVE             0               /* every event carries its object inline */
 #define DEF_DISPATCHERS         1
+#define DEF_MAX_WEBHOOKS        100
+#define DEF_TRIGGER_RATE        10
 
 #define UNSET_TIME ((apr_interval_time_t)-1)
 #define UNSET_SIZE ((apr_size_t)-1)
@@ -213,6 +215,11 @@ static const char *set_supplier(cmd_parms *cmd, void *d, const char *arg)
 static const char *set_dispatchers(cmd_parms *cmd, void *d, const char *arg)
 { return int_in_range(cmd, arg, 1, 64, &SRV(cmd)->dispatchers); }
 
+static const char *set_max_webhooks(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 1, 1000000, &SRV(cmd)->max_webhooks); }
+static const char *set_trigger_rate(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 0, 100000, &SRV(cmd)->trigger_rate); }
+
 static const char *set_resolve(cmd_parms *cmd, void *d, const char *arg)
 {
     owh_srv_conf_t *sc = SRV(cmd);
@@ -358,6 +365,13 @@ const command_rec owh_config_cmds[] = {
         "(GET /bookings/{uuid}, /orders/{id}, /products/{id}, POST /availability)"),
     AP_INIT_TAKE1("OctoWebhooksSupplierApiToken", set_supplier_api_token, NULL, RSRC_CONF,
         "Bearer token the dispatcher presents to OctoWebhooksSupplierApi (default: none)"),
+    /* --- bounds per tenant (server scope) --- */
+    AP_INIT_TAKE1("OctoWebhooksMaxWebhooks", set_max_webhooks, NULL, RSRC_CONF,
+        "webhooks and subscriptions one connection may have (1-1000000, default 100); "
+        "a create beyond it is 409"),
+    AP_INIT_TAKE1("OctoWebhooksTriggerRate", set_trigger_rate, NULL, RSRC_CONF,
+        "test notifications POST /webhooks/{id}/trigger may queue per webhook per minute, all hosts "
+        "together (0-100000, default 10; 0: no cap); beyond it 429 with Retry-After"),
     AP_INIT_TAKE1("OctoWebhooksSupplierId", set_supplier, "id", RSRC_CONF,
         "the payload's supplier.id"),
     AP_INIT_TAKE1("OctoWebhooksSupplierName", set_supplier, "name", RSRC_CONF,
@@ -388,6 +402,7 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->max_payload = UNSET_SIZE;
     c->resolve = OWH_UNSET_INT;
     c->supplier_api = c->supplier_api_token = NULL;
+    c->max_webhooks = c->trigger_rate = OWH_UNSET_INT;
     c->s = s;
     return c;
 }
@@ -434,6 +449,8 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(resolve);
     MERGE_PTR(supplier_api);
     MERGE_PTR(supplier_api_token);
+    MERGE_INT(max_webhooks);
+    MERGE_INT(trigger_rate);
     c->store = NULL;                    /* runtime: made per child */
     c->handler_locations = NULL;        /* runtime: found after the merge */
     c->s = add->s;
@@ -495,6 +512,8 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->max_payload == UNSET_SIZE) c->max_payload = DEF_MAX_PAYLOAD;
     if (c->resolve == OWH_UNSET_INT) c->resolve = DEF_RESOLVE;
     /* supplier_api, supplier_api_token: default NULL (none) */
+    if (c->max_webhooks == OWH_UNSET_INT) c->max_webhooks = DEF_MAX_WEBHOOKS;
+    if (c->trigger_rate == OWH_UNSET_INT) c->trigger_rate = DEF_TRIGGER_RATE;
 
     if (c->pool_keep > c->pool_max) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00101)

@@ -53,6 +53,10 @@ typedef struct owh_srv_conf_t {
     const char *supplier_api;           /* the supplier's OCTO API base URL, or NULL */
     const char *supplier_api_token;     /* its Bearer token, or NULL */
 
+    /* Bounds per tenant */
+    int max_webhooks;                   /* webhooks + subscriptions per connection */
+    int trigger_rate;                   /* test notifications per webhook per minute; 0 = no cap */
+
     /* runtime, not configuration */
     apr_array_header_t *handler_locations; /* const char *: the <Location>s with
                                          * SetHandler octo-webhooks that apply here */

@@ -251,8 +251,12 @@ static int create_stored(owh_req_t *q, owh_webhook_t *wh, owh_apply_fn *apply, i
     if (apply(r, wh, body, 1, &err) != APR_SUCCESS) return bad_request(r, err);
     if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool)))
         return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
-    if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
-        return store_failed(q, rv, "create");
+    rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, q->sc->max_webhooks, r->pool);
+    if (rv == APR_ENOSPC)
+        return send_error(r, HTTP_CONFLICT, "BAD_REQUEST", apr_psprintf(r->pool,
+                          "This connection already has %d webhooks and subscriptions, the most "
+                          "OctoWebhooksMaxWebhooks allows; delete one first", q->sc->max_webhooks));
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "create");
     answer = owh_webhook_to_api_json(wh, r->pool);
     if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
     if (status == HTTP_CREATED) {
@@ -354,6 +358,7 @@ static int webhook_trigger(owh_req_t *q)
     json_t *body, *objects, *queued, *obj, *answer;
     apr_status_t rv;
     size_t i;
+    int retry_after = 0;
 
     if (read_json_object(q, 0, &body)) return OK;
     rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 0, r->pool);
@@ -362,6 +367,17 @@ static int webhook_trigger(owh_req_t *q)
     if (!(objects = owh_trigger_objects(wh->event_type, body, &err, r->pool))) return bad_request(r, err);
     queued = owh_json_pool_own(json_array(), r->pool);
     if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+    rv = owh_store_webhook_trigger_admit(q->db, q->caller.connection, wh->id, (int)json_array_size(objects),
+                                         q->sc->trigger_rate, &retry_after, r->pool);
+    if (rv != APR_SUCCESS || retry_after) {
+        owh_store_rollback(q->db, r->pool);
+        if (rv == APR_NOTFOUND) return not_found(r);
+        if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+        apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, retry_after));
+        return send_error(r, HTTP_TOO_MANY_REQUESTS, "BAD_REQUEST", apr_psprintf(r->pool,
+                          "This webhook was sent %d test notifications in the last minute, the most "
+                          "OctoWebhooksTriggerRate allows; try again in %d s", q->sc->trigger_rate, retry_after));
+    }
     json_array_foreach(objects, i, obj) {
         const char *event_id = NULL, *delivery_id = NULL;
         apr_size_t len;
