@@ -22,6 +22,7 @@
 #include "owh_netguard.h"
 #include "owh_sign.h"
 #include "owh_log.h"
+#include "owh_request.h"
 
 APLOG_USE_MODULE(octo_webhooks);
 
@@ -317,14 +318,14 @@ static int webhooks_create(owh_req_t *q)
 static int webhooks_delete_by_url(owh_req_t *q)
 {
     request_rec *r = q->r;
-    apr_table_t *args = NULL;
+    apr_table_t *args;
     apr_array_header_t *list;
     const char *url = NULL;
     apr_status_t rv;
     json_t *body;
 
-    ap_args_to_table(r, &args);
-    url = args ? apr_table_get(args, "url") : NULL;
+    args = owh_request_args(r->args, r->pool);
+    url = apr_table_get(args, "url");
     if (read_json_object(q, 0, &body)) return OK;
     if (!url && body && json_object_get(body, "url")) {
         json_t *u = json_object_get(body, "url");
@@ -425,24 +426,12 @@ static int webhook_secret(owh_req_t *q)
 static int webhook_deliveries(owh_req_t *q)
 {
     request_rec *r = q->r;
-    apr_table_t *args = NULL;
-    const char *status, *cursor, *limit_s, *json = NULL;
+    const char *status = NULL, *cursor = NULL, *json = NULL, *err;
     int limit = 20;
     apr_status_t rv;
 
-    ap_args_to_table(r, &args);
-    status = args ? apr_table_get(args, "status") : NULL;
-    cursor = args ? apr_table_get(args, "cursor") : NULL;
-    limit_s = args ? apr_table_get(args, "limit") : NULL;
-    if (status && strcmp(status, "pending") && strcmp(status, "succeeded") && strcmp(status, "failed"))
-        return bad_request(r, "status must be pending, succeeded or failed");
-    if (limit_s) {
-        char *end;
-        apr_int64_t n = apr_strtoi64(limit_s, &end, 10);
-        if (!*limit_s || *end || n < 1 || n > 100) return bad_request(r, "limit must be a whole number from 1 to 100");
-        limit = (int)n;
-    }
-    if (cursor && !owh_uuid_valid(cursor)) return bad_request(r, "cursor is not one this API gave");
+    if ((err = owh_request_list_params(owh_request_args(r->args, r->pool), &status, &limit, &cursor)))
+        return bad_request(r, err);
     rv = owh_store_deliveries_list(q->db, q->caller.connection, q->id, status, cursor, limit, &json, r->pool);
     if (rv == APR_NOTFOUND) return not_found(r);
     if (rv == APR_EINVAL) return bad_request(r, "cursor is not one this API gave");
@@ -547,76 +536,21 @@ static const owh_route_t routes[] = {
     { NULL }
 };
 
-/* Matches path ("webhooks/123") against a pattern such as "webhooks/{id}";
- * the segments under "{id}" and "{sub}" go to ids[0] and ids[1]. */
-static int route_match(const char *pattern, const char *path, const char **ids, apr_pool_t *p)
-{
-    while (*pattern) {
-        int which = !strncmp(pattern, "{id}", 4) ? 0 : !strncmp(pattern, "{sub}", 5) ? 1 : -1;
-        if (which >= 0) {
-            const char *end = strchr(path, '/');
-            apr_size_t n = end ? (apr_size_t)(end - path) : strlen(path);
-            if (n == 0 || n > 64) return 0;
-            ids[which] = apr_pstrndup(p, path, n);
-            path += n;
-            pattern += which ? 5 : 4;
-            continue;
-        }
-        if (*pattern != *path) return 0;
-        ++pattern;
-        ++path;
-    }
-    return *path == '\0';
-}
-
-/* Strips leading slashes and one trailing slash. */
-static const char *trim_path(const char *uri, apr_pool_t *p)
-{
-    char *rel;
-    apr_size_t n;
-    while (*uri == '/') ++uri;
-    rel = apr_pstrdup(p, uri);
-    n = strlen(rel);
-    if (n && rel[n - 1] == '/') rel[n - 1] = '\0';
-    return rel;
-}
-
-static const owh_route_t *find_route(const char *path, const char **pid, apr_pool_t *p)
-{
-    const owh_route_t *route;
-    for (route = routes; route->pattern; ++route)
-        if (route_match(route->pattern, path, pid, p)) return route;
-    return NULL;
-}
-
 /* Routes are relative to one base: the <Location> whose section sets the
  * handler (the longest, when several nest), found in the configuration tree
  * at startup; without one (the handler set elsewhere) the innermost
  * <Location>, else the root. Nothing else: /octo/anything/webhooks is 404,
  * so rules on inner <Location>s cannot be stepped around. */
-static const char *route_base(request_rec *r, const owh_srv_conf_t *sc, const owh_dir_conf_t *dc)
-{
-    const char *uri = r->uri, *best = NULL;
-    int i;
-    for (i = 0; sc->handler_locations && i < sc->handler_locations->nelts; ++i) {
-        const char *loc = APR_ARRAY_IDX(sc->handler_locations, i, const char *);
-        apr_size_t n = strlen(loc);
-        if (!strncmp(uri, loc, n) && (uri[n] == '\0' || uri[n] == '/')
-            && (!best || n > strlen(best)))
-            best = loc;
-    }
-    if (best) return best;
-    if (dc->location && dc->location[1] && !strncmp(uri, dc->location, strlen(dc->location)))
-        return dc->location;
-    return "";
-}
-
 static const owh_route_t *resolve_route(request_rec *r, const owh_srv_conf_t *sc, const owh_dir_conf_t *dc,
-                                        const char **pid)
+                                        const char **ids)
 {
-    const char *base = route_base(r, sc, dc), *rest = r->uri + strlen(base);
-    if (*rest && *rest != '/') return NULL;
-    return find_route(trim_path(rest, r->pool), pid, r->pool);
+    const char *patterns[sizeof(routes) / sizeof(routes[0])];
+    int i;
+    for (i = 0; routes[i].pattern; ++i) patterns[i] = routes[i].pattern;
+    patterns[i] = NULL;
+    i = owh_request_route(r->uri, owh_request_base(r->uri, sc->handler_locations, dc->location),
+                          patterns, ids, r->pool);
+    return i < 0 ? NULL : &routes[i];
 }
 
 int owh_handler_handle(request_rec *r)
@@ -636,12 +570,8 @@ int owh_handler_handle(request_rec *r)
     q.dc = owh_config_dir_get(r);
 
     /* Every answer echoes the capabilities the client asked for. */
-    if ((caps = request_caps(r)) != NULL) {
-        apr_size_t n;
-        while (apr_isspace(*caps)) ++caps;
-        for (n = strlen(caps); n && apr_isspace(caps[n - 1]); --n) ;
-        apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
-    }
+    if ((caps = request_caps(r)) != NULL)
+        apr_table_setn(r->headers_out, "Octo-Capabilities", owh_request_trim(caps, r->pool));
 
     if (!(route = resolve_route(r, q.sc, q.dc, ids))) return not_found(r);
     q.id = ids[0];
