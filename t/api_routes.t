@@ -8,7 +8,7 @@ use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHTest;
 
-my $tok = token('routes-1', 'octo:read.webhooks', 'octo:write.webhooks');
+my $tok = token('routes-1', ['octo:read.webhooks', 'octo:write.webhooks']);
 is(api('GET', '/webhooks', token => $tok)->{code}, 200, '/octo/webhooks');
 is(api('GET', '/webhooks', token => $tok, prefix => '/alt/prefix')->{code}, 200, '/alt/prefix/webhooks');
 is(api('GET', '/webhooks/', token => $tok)->{code}, 200, 'one trailing slash is fine');

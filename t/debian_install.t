@@ -6,6 +6,7 @@ use warnings;
 use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHTest;
+use File::Temp ();
 
 my $script = "$ENV{OWH_REPO}/t/debian/install-and-probe.sh";
 my $can = system("sudo -n -l $script >/dev/null 2>&1") == 0;
@@ -15,7 +16,11 @@ if (!$can && !$ENV{CI}) {
 plan tests => 11;
 
 my $token = token("debian-$$", ['octo:read.webhooks']);
-my $out = `sudo -n $script '$ENV{OWH_TEST_CONNINFO}' '$token' 2>&1`;
+# the sudo rule takes no arguments: the input goes on stdin
+my $in = File::Temp->new;
+print $in "$ENV{OWH_TEST_CONNINFO}\n$token\n";
+close $in;
+my $out = `sudo -n $script < $in 2>&1`;
 diag($out) if $?;
 my %kv;
 for (split /\n/, $out) { my ($k, $v) = split / /, $_, 2; push @{ $kv{$k} }, $v if defined $k }

@@ -17,8 +17,8 @@ my $h = start_httpd(conninfo => $db, guarded => 1, directives => join("\n",
     'OctoWebhooksResolve booking_update',
     "OctoWebhooksSupplierApi \"http://localhost:$port/octo-api/\"",
     'OctoWebhooksSupplierApiToken "supplier-api-token"'));
-my $tok = dtoken($db, 'res-evil', 'octo:read.webhooks', 'octo:write.webhooks');
-my $wh = api_at($h->base, 'POST', '/webhooks', token => $tok, json => {
+my $tok = token('res-evil', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $wh = api('POST', '/webhooks', base => $h->base, token => $tok, json => {
     event => 'booking_update', url => "http://localhost:$port/stolen", retryOnError => JSON::PP::false });
 is($wh->{code}, 200, 'a hostname is accepted at create');
 

@@ -14,7 +14,7 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
 
 my $state = tempdir(CLEANUP => 1);
-my $port = OWHDelivery::free_port();
+my $port = free_port();
 
 sub start_run {
     my $pty = IO::Pty->new;

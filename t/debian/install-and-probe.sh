@@ -3,9 +3,12 @@
 # Debian's own apache2 the documented way — make install, a2enmod — starts the
 # system apache2, makes one request without and one with a token, stops it
 # and removes what it installed. Prints KEY VALUE lines for the test.
-#   usage: install-and-probe.sh CONNINFO TOKEN
+#   usage: install-and-probe.sh < input   (two lines: CONNINFO, TOKEN)
+# The sudo rule bin/owh test writes takes no arguments: the input comes on stdin.
 set -euo pipefail
-conninfo=${1:?conninfo} token=${2:?token}
+IFS= read -r conninfo || true
+IFS= read -r token || true
+[ -n "$conninfo" ] && [ -n "$token" ] || { echo "ERROR give CONNINFO and TOKEN on stdin"; exit 2; }
 case "$conninfo" in *$'\n'*|*\"*) echo "ERROR bad conninfo"; exit 2 ;; esac
 case "$token" in owh_*) ;; *) echo "ERROR bad token"; exit 2 ;; esac
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,6 +48,12 @@ if (exec 3<>/dev/tcp/127.0.0.1/80) 2>/dev/null; then port=18080; fi
     printf 'OctoWebhooksDatabase "%s"\nOctoWebhooksDispatcher Off\n' "$conninfo"
     [ "$port" != 80 ] && printf 'Listen 127.0.0.1:%s\n' "$port"
     printf 'ServerName 127.0.0.1\n'
+    # The test PostgreSQL's socket directory is its user's alone (0700, no
+    # TCP): the system apache2's children run as that user for the probe.
+    sockdir=$(printf '%s\n' "$conninfo" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
+    if [ -d "$sockdir" ] && owner=$(stat -c %U "$sockdir") && [ "$owner" != root ]; then
+        printf 'User %s\nGroup %s\n' "$owner" "$(id -gn "$owner")"
+    fi
 } > /etc/apache2/conf-available/owh-test.conf
 a2enconf -q owh-test
 if [ "$port" != 80 ]; then sed -i 's/^Listen 80$/#Listen 80 (owh-test)/' /etc/apache2/ports.conf; trap 'sed -i "s/^#Listen 80 (owh-test)$/Listen 80/" /etc/apache2/ports.conf; cleanup' EXIT; fi
