@@ -25,8 +25,7 @@ sub start_run {
         my $tty = $pty->slave;
         close $pty;
         open(STDIN, '<&', $tty); open(STDOUT, '>&', $tty); open(STDERR, '>&', $tty);
-        exec 'bash', "$ENV{OWH_SRCDIR}/bin/owh", 'run', '--port', $port, '--state', $state;
-        POSIX::_exit(127);
+        exec('bash', "$ENV{OWH_SRCDIR}/bin/owh", 'run', '--port', $port, '--state', $state) or POSIX::_exit(127);
     }
     $pty->close_slave;
     return { pty => $pty, pid => $pid, out => '' };
