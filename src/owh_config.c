@@ -216,7 +216,7 @@ static const char *set_dispatchers(cmd_parms *cmd, void *d, const char *arg)
 { return int_in_range(cmd, arg, 1, 64, &SRV(cmd)->dispatchers); }
 
 static const char *set_max_webhooks(cmd_parms *cmd, void *d, const char *arg)
-{ return int_in_range(cmd, arg, 1, 1000000, &SRV(cmd)->max_webhooks); }
+{ return int_in_range(cmd, arg, 0, 1000000, &SRV(cmd)->max_webhooks); }
 static const char *set_trigger_rate(cmd_parms *cmd, void *d, const char *arg)
 { return int_in_range(cmd, arg, 0, 100000, &SRV(cmd)->trigger_rate); }
 
@@ -367,7 +367,7 @@ const command_rec owh_config_cmds[] = {
         "Bearer token the dispatcher presents to OctoWebhooksSupplierApi (default: none)"),
     /* --- bounds per tenant (server scope) --- */
     AP_INIT_TAKE1("OctoWebhooksMaxWebhooks", set_max_webhooks, NULL, RSRC_CONF,
-        "webhooks and subscriptions one connection may have (1-1000000, default 100); "
+        "webhooks and subscriptions one connection may have (0-1000000, default 100; 0: no bound); "
         "a create beyond it is 409"),
     AP_INIT_TAKE1("OctoWebhooksTriggerRate", set_trigger_rate, NULL, RSRC_CONF,
         "test notifications POST /webhooks/{id}/trigger may queue per webhook per minute, all hosts "

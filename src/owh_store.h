@@ -135,7 +135,7 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
 /* ---- webhooks (owh_store_webhooks.c) ------------------------------------- */
 /* Inserts wh for the connection (creating the connection row for r->user
  * mode) in a transaction of its own; sets wh->id. APR_ENOSPC when the
- * connection already has max_webhooks (both dialects; 0: no bound). */
+ * connection already has max_webhooks (both dialects; 0: no bound, no count). */
 apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
                                       int max_webhooks, apr_pool_t *p);
 /* The connection's webhooks in creation order. */

@@ -104,18 +104,23 @@ static apr_status_t insert_tx(owh_db_t *db, void *baton, apr_pool_t *p)
         "INSERT INTO octo_webhooks.connections (id) VALUES ($1) ON CONFLICT DO NOTHING",
         1, conn_args);
     if (rv != APR_SUCCESS) return rv;
-    /* Creates of one connection take turns (an advisory lock of their own
-     * class: the runtime role may not lock rows of connections), so
-     * count-then-insert is exact across httpd children and hosts. */
-    rv = owh_store_query(NULL, db, p, "SELECT pg_advisory_xact_lock(7261013, hashtext($1))", 1, conn_args);
-    if (rv != APR_SUCCESS) return rv;
-    /* a statement of its own: its snapshot is taken once the lock is held */
-    rv = owh_store_query(&res, db, p,
-        "SELECT count(*) AS n FROM octo_webhooks.webhooks WHERE connection_id = $1", 1, conn_args);
-    if (rv != APR_SUCCESS) return rv;
-    if (in->max_webhooks > 0 && atoi(owh_store_value(res, 0, "n")) >= in->max_webhooks) rv = APR_ENOSPC;
-    owh_store_clear(res, p);
-    if (rv != APR_SUCCESS) return rv;
+    if (in->max_webhooks > 0) {
+        const char *count_args[] = { in->connection, apr_itoa(p, in->max_webhooks) };
+        /* Creates of one connection take turns (an advisory lock of their
+         * own class: the runtime role may not lock rows of connections), so
+         * count-then-insert is exact across httpd children and hosts. */
+        rv = owh_store_query(NULL, db, p, "SELECT pg_advisory_xact_lock(7261013, hashtext($1))", 1, conn_args);
+        if (rv != APR_SUCCESS) return rv;
+        /* a statement of its own, so its snapshot is taken once the lock is
+         * held; counting stops at the bound, so its cost does too */
+        rv = owh_store_query(&res, db, p,
+            "SELECT count(*) AS n FROM (SELECT 1 FROM octo_webhooks.webhooks WHERE connection_id = $1"
+            " LIMIT $2::int) w", 2, count_args);
+        if (rv != APR_SUCCESS) return rv;
+        if (atoi(owh_store_value(res, 0, "n")) >= in->max_webhooks) rv = APR_ENOSPC;
+        owh_store_clear(res, p);
+        if (rv != APR_SUCCESS) return rv;
+    }
     rv = owh_store_query(&res, db, p,
         "INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display,"
         " active, retry_on_error, use_contact_language, headers, capabilities, secret, dialect, event_types)"

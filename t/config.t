@@ -79,7 +79,7 @@ my @bad = (
     [ 'OctoWebhooksDisableAfter 0', 'OctoWebhooksDisableAfter' ],
     [ 'OctoWebhooksSecretGrace soon', 'OctoWebhooksSecretGrace' ],
     [ 'OctoWebhooksMaxPayloadSize 100', 'OctoWebhooksMaxPayloadSize' ],
-    [ 'OctoWebhooksMaxWebhooks 0', 'OctoWebhooksMaxWebhooks' ],
+    [ 'OctoWebhooksMaxWebhooks -1', 'OctoWebhooksMaxWebhooks' ],
     [ 'OctoWebhooksMaxWebhooks lots', 'OctoWebhooksMaxWebhooks' ],
     [ 'OctoWebhooksTriggerRate -1', 'OctoWebhooksTriggerRate' ],
     [ "<VirtualHost 127.0.0.1:1>\nOctoWebhooksPoolMax 1\nOctoWebhooksPoolKeep 2\n</VirtualHost>", 'OctoWebhooksPoolKeep' ],
