@@ -31,6 +31,7 @@ module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 static int owh_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     if (owh_config_finalize(s, pconf, plog) != APR_SUCCESS) return !OK;
+    owh_config_find_handler_locations(s, pconf);
     return owh_registry_build(s, pconf) == APR_SUCCESS ? OK : !OK;
 }
 

@@ -9,28 +9,16 @@
 #include "owh_auth.h"
 #include "owh_crypto.h"
 #include "owh_log.h"
+#include "owh_request.h"
 
 APLOG_USE_MODULE(octo_webhooks);
-
-#define TOKEN_MAX 512
 
 /* The token after "Bearer ", or NULL if the header is absent or malformed. */
 static const char *bearer_token(request_rec *r, int *present)
 {
     const char *h = apr_table_get(r->headers_in, "Authorization");
-    const char *t;
-    apr_size_t n = 0;
     *present = h != NULL;
-    if (!h) return NULL;
-    if (strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t')) return NULL;
-    for (t = h + 6; *t == ' ' || *t == '\t'; ++t) ;
-    /* RFC 6750 b64token characters only; anything else cannot be ours. */
-    for (n = 0; t[n]; ++n) {
-        unsigned char c = (unsigned char)t[n];
-        if (!(apr_isalnum(c) || strchr("-._~+/=", c))) return NULL;
-        if (n >= TOKEN_MAX) return NULL;
-    }
-    return n ? t : NULL;
+    return owh_request_bearer(h);
 }
 
 int owh_auth_present(request_rec *r, int remote_user_mode)

@@ -45,6 +45,8 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_MAX_PAYLOAD         (256 * 1024)
 #define DEF_RESOLVE             0               /* every event carries its object inline */
 #define DEF_DISPATCHERS         1
+#define DEF_MAX_WEBHOOKS        100
+#define DEF_TRIGGER_RATE        10
 
 #define UNSET_TIME ((apr_interval_time_t)-1)
 #define UNSET_SIZE ((apr_size_t)-1)
@@ -216,6 +218,11 @@ static const char *set_supplier(cmd_parms *cmd, void *d, const char *arg)
 static const char *set_dispatchers(cmd_parms *cmd, void *d, const char *arg)
 { return int_in_range(cmd, arg, 1, 64, &SRV(cmd)->dispatchers); }
 
+static const char *set_max_webhooks(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 0, 1000000, &SRV(cmd)->max_webhooks); }
+static const char *set_trigger_rate(cmd_parms *cmd, void *d, const char *arg)
+{ return int_in_range(cmd, arg, 0, 100000, &SRV(cmd)->trigger_rate); }
+
 static const char *set_resolve(cmd_parms *cmd, void *d, const char *arg)
 {
     owh_srv_conf_t *sc = SRV(cmd);
@@ -361,6 +368,13 @@ const command_rec owh_config_cmds[] = {
         "(GET /bookings/{uuid}, /orders/{id}, /products/{id}, POST /availability)"),
     AP_INIT_TAKE1("OctoWebhooksSupplierApiToken", set_supplier_api_token, NULL, RSRC_CONF,
         "Bearer token the dispatcher presents to OctoWebhooksSupplierApi (default: none)"),
+    /* --- bounds per tenant (server scope) --- */
+    AP_INIT_TAKE1("OctoWebhooksMaxWebhooks", set_max_webhooks, NULL, RSRC_CONF,
+        "webhooks and subscriptions one connection may have (0-1000000, default 100; 0: no bound); "
+        "a create beyond it is 409"),
+    AP_INIT_TAKE1("OctoWebhooksTriggerRate", set_trigger_rate, NULL, RSRC_CONF,
+        "test notifications POST /webhooks/{id}/trigger may queue per webhook per minute, all hosts "
+        "together (0-100000, default 10; 0: no cap); beyond it 429 with Retry-After"),
     AP_INIT_TAKE1("OctoWebhooksSupplierId", set_supplier, "id", RSRC_CONF,
         "the payload's supplier.id"),
     AP_INIT_TAKE1("OctoWebhooksSupplierName", set_supplier, "name", RSRC_CONF,
@@ -391,6 +405,7 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->max_payload = UNSET_SIZE;
     c->resolve = OWH_UNSET_INT;
     c->supplier_api = c->supplier_api_token = NULL;
+    c->max_webhooks = c->trigger_rate = OWH_UNSET_INT;
     c->s = s;
     return c;
 }
@@ -437,7 +452,10 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(resolve);
     MERGE_PTR(supplier_api);
     MERGE_PTR(supplier_api_token);
+    MERGE_INT(max_webhooks);
+    MERGE_INT(trigger_rate);
     c->store = NULL;                    /* runtime: made per child */
+    c->handler_locations = NULL;        /* runtime: found after the merge */
     c->s = add->s;
     return c;
 }
@@ -497,6 +515,8 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->max_payload == UNSET_SIZE) c->max_payload = DEF_MAX_PAYLOAD;
     if (c->resolve == OWH_UNSET_INT) c->resolve = DEF_RESOLVE;
     /* supplier_api, supplier_api_token: default NULL (none) */
+    if (c->max_webhooks == OWH_UNSET_INT) c->max_webhooks = DEF_MAX_WEBHOOKS;
+    if (c->trigger_rate == OWH_UNSET_INT) c->trigger_rate = DEF_TRIGGER_RATE;
 
     if (c->pool_keep > c->pool_max) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00101)
@@ -533,6 +553,83 @@ apr_status_t owh_config_finalize(server_rec *s, apr_pool_t *p, apr_pool_t *plog)
         if (finalize_one(c, s, p) != APR_SUCCESS) rv = APR_EINVAL;
     }
     return rv;
+}
+
+/* ---- where the handler is set ------------------------------------------- */
+static void add_location(server_rec *s, const char *path, apr_pool_t *p)
+{
+    owh_srv_conf_t *sc = owh_config_srv_get(s);
+    int i;
+    if (!sc->handler_locations) sc->handler_locations = apr_array_make(p, 2, sizeof(const char *));
+    for (i = 0; i < sc->handler_locations->nelts; ++i)
+        if (!strcmp(APR_ARRAY_IDX(sc->handler_locations, i, const char *), path)) return;
+    APR_ARRAY_PUSH(sc->handler_locations, const char *) = path;
+}
+
+/* "<Location /octo/>" -> "/octo" (args are "/octo/>", maybe quoted); NULL for
+ * a regex (<Location ~ ...>): its base cannot be known, see the handler. */
+static const char *location_path(const ap_directive_t *n, apr_pool_t *p)
+{
+    const char *args = n->args;
+    char *path;
+    apr_size_t len;
+    path = ap_getword_conf(p, &args);
+    len = strlen(path);
+    if (len && path[len - 1] == '>') path[--len] = '\0';
+    if (len >= 2 && (path[0] == '"' || path[0] == '\'') && path[len - 1] == path[0]) {
+        path[--len] = '\0';
+        ++path;
+        --len;
+    }
+    if (!len || *path != '/') return NULL;
+    while (len > 1 && path[len - 1] == '/') path[--len] = '\0';
+    return len == 1 ? "" : path;        /* <Location />: routes from the root */
+}
+
+static int sets_our_handler(const ap_directive_t *n, apr_pool_t *p)
+{
+    for (n = n->first_child; n; n = n->next)
+        if (!strcasecmp(n->directive, "SetHandler")) {
+            const char *args = n->args;
+            if (!strcasecmp(ap_getword_conf(p, &args), "octo-webhooks")) return 1;
+        }
+    return 0;
+}
+
+static void walk_tree(const ap_directive_t *n, server_rec *all, server_rec *only, apr_pool_t *p)
+{
+    for (; n; n = n->next) {
+        if (!strcasecmp(n->directive, "<VirtualHost")) {
+            server_rec *x;
+            for (x = all->next; x; x = x->next)
+                if (x->defn_name && n->filename && !strcmp(x->defn_name, n->filename)
+                    && x->defn_line_number == (unsigned)n->line_num) break;
+            if (x) walk_tree(n->first_child, all, x, p);
+        }
+        else if (!strcasecmp(n->directive, "<Location") && sets_our_handler(n, p)) {
+            const char *path = location_path(n, p);
+            server_rec *x;
+            if (!path) continue;
+            if (only) add_location(only, path, p);
+            else for (x = all; x; x = x->next) add_location(x, path, p);
+        }
+        else if (n->first_child)
+            walk_tree(n->first_child, all, only, p);
+    }
+}
+
+void owh_config_find_handler_locations(server_rec *s, apr_pool_t *p)
+{
+    server_rec *x;
+    for (x = s; x; x = x->next) owh_config_srv_get(x)->handler_locations = NULL;
+    walk_tree(ap_conftree, s, NULL, p);
+    for (x = s; x; x = x->next) {
+        owh_srv_conf_t *sc = owh_config_srv_get(x);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, x, OWHLOGNO(00121) "%s:%u: routes resolve under %s",
+                     x->defn_name ? x->defn_name : "main server", x->defn_line_number,
+                     sc->handler_locations && sc->handler_locations->nelts
+                     ? apr_array_pstrcat(p, sc->handler_locations, ' ') : "(no <Location> sets the handler)");
+    }
 }
 
 apr_off_t owh_config_max_body(const owh_dir_conf_t *dc)

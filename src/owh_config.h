@@ -53,7 +53,13 @@ typedef struct owh_srv_conf_t {
     const char *supplier_api;           /* the supplier's OCTO API base URL, or NULL */
     const char *supplier_api_token;     /* its Bearer token, or NULL */
 
+    /* Bounds per tenant */
+    int max_webhooks;                   /* webhooks + subscriptions per connection */
+    int trigger_rate;                   /* test notifications per webhook per minute; 0 = no cap */
+
     /* runtime, not configuration */
+    apr_array_header_t *handler_locations; /* const char *: the <Location>s with
+                                         * SetHandler octo-webhooks that apply here */
     owh_store_t *store;                 /* this child's pool for conninfo */
     server_rec *s;
 } owh_srv_conf_t;
@@ -75,6 +81,11 @@ void *owh_config_dir_merge(apr_pool_t *p, void *base, void *add);
 /* Applies defaults to every server's config and checks cross-field rules.
  * Runs in check_config so `httpd -t` reports bad values. */
 apr_status_t owh_config_finalize(server_rec *s, apr_pool_t *p, apr_pool_t *plog);
+
+/* Finds, in the configuration tree, each <Location> whose section sets the
+ * handler (SetHandler octo-webhooks) and records it with the servers it
+ * applies to: routes resolve against these bases only. */
+void owh_config_find_handler_locations(server_rec *s, apr_pool_t *p);
 
 owh_srv_conf_t *owh_config_srv_get(server_rec *s);
 owh_dir_conf_t *owh_config_dir_get(request_rec *r);

@@ -11,9 +11,16 @@
 #include "owh_netguard.h"
 #include "owh_webhook.h"
 
+/* Two connection caches, never mixed: deliveries (to endpoints resellers
+ * name, each connection opened through the SSRF guard) use the multi
+ * handle's; trusted fetches (the supplier's own API, resolve mode) use the
+ * share's. Both run in the one multi handle, so one wait drives them all,
+ * and a fetch's warm connection is never lent to a reseller's POST however
+ * its URL names the host. */
 struct owh_deliver_t {
     apr_pool_t *pool;
     CURLM *multi;
+    CURLSH *trusted_share;      /* the trusted transfers' connection cache */
     owh_deliver_params_t params;
     int running;
 };
@@ -40,12 +47,19 @@ apr_status_t owh_deliver_create(owh_deliver_t **pd, const owh_deliver_params_t *
     owh_deliver_t *d = apr_pcalloc(p, sizeof(*d));
     d->pool = p;
     d->params = *params;
+    /* Registered first, so cleaned after the multi handle (cleanups run in
+     * reverse): the share may not go while a handle still uses it. */
+    if (!(d->trusted_share = curl_share_init())) return APR_ENOMEM;
+    apr_pool_cleanup_register(p, d->trusted_share, (apr_status_t (*)(void *))curl_share_cleanup,
+                              apr_pool_cleanup_null);
+    if (curl_share_setopt(d->trusted_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)
+        return APR_ENOTIMPL;
     if (!(d->multi = curl_multi_init())) return APR_ENOMEM;
+    apr_pool_cleanup_register(p, d->multi, (apr_status_t (*)(void *))curl_multi_cleanup,
+                              apr_pool_cleanup_null);
     curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)params->max_per_host);
     /* Keep connections to busy receivers open across deliveries. */
     curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, 512L);
-    apr_pool_cleanup_register(p, d->multi, (apr_status_t (*)(void *))curl_multi_cleanup,
-                              apr_pool_cleanup_null);
     *pd = d;
     return APR_SUCCESS;
 }
@@ -97,6 +111,29 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     }
     return socket(a->family, a->socktype, a->protocol);
 }
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Runs once the connection a delivery will use is ready, new or reused, just
+ * before the request is sent: the peer must pass the guard here too, so no
+ * connection, however it got into the cache, carries a reseller's request to
+ * a forbidden address. */
+static int before_request(void *clientp, char *peer_ip, char *local_ip, int peer_port, int local_port)
+{
+    transfer_t *t = clientp;
+    struct sockaddr_storage ss;
+    const char *why;
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, peer_ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, peer_ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    why = owh_netguard_check(t->d->params.guard, (struct sockaddr *)&ss);
+    if (!why) return CURL_PREREQFUNC_OK;
+    t->refused = apr_psprintf(t->pool, "refused by the SSRF guard: %s is %s "
+                              "(see OctoWebhooksAllowNetworks)", peer_ip, why);
+    return CURL_PREREQFUNC_ABORT;
+}
+#endif
 
 static apr_status_t transfer_cleanup(void *data)
 {
@@ -200,6 +237,14 @@ apr_status_t owh_deliver_request(owh_deliver_t *d, const owh_request_t *rq, void
     curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, t);
+    if (t->trusted)
+        curl_easy_setopt(t->easy, CURLOPT_SHARE, d->trusted_share);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    else {
+        curl_easy_setopt(t->easy, CURLOPT_PREREQFUNCTION, before_request);
+        curl_easy_setopt(t->easy, CURLOPT_PREREQDATA, t);
+    }
+#endif
     t->started = apr_time_now();
     if (curl_multi_add_handle(d->multi, t->easy) != CURLM_OK) return APR_EGENERAL;
     d->running++;

@@ -1,5 +1,7 @@
 /* owh_deliver.h — owns outbound HTTP: concurrent POSTs on one libcurl multi
- * handle, with connect and total timeouts, no redirects, http/https only,
+ * handle (trusted fetches in a connection cache of their own, every delivery's
+ * peer judged by the SSRF guard, reused or not), with connect and total
+ * timeouts, no redirects, http/https only,
  * no proxy from the environment, URL credentials sent as Basic auth (never
  * in the request line), and response bodies kept up to a cap. APR + libcurl. */
 #ifndef OWH_DELIVER_H

@@ -23,6 +23,7 @@
 #include "owh_sign.h"
 #include "owh_log.h"
 #include "owh_openapi.h"
+#include "owh_request.h"
 
 APLOG_USE_MODULE(octo_webhooks);
 
@@ -40,6 +41,8 @@ typedef struct owh_req_t {
     owh_caller_t caller;
     const char *id;                 /* {id} of the route, if any */
     const char *sub;                /* {sub}: a second id (a delivery's) */
+    const char *body;               /* the request body, read before any database work */
+    apr_size_t body_len;
 } owh_req_t;
 
 /* ---- answers ------------------------------------------------------------- */
@@ -138,24 +141,38 @@ too_large:
     return HTTP_REQUEST_ENTITY_TOO_LARGE;
 }
 
-/* Reads and parses a JSON object body into *pj (NULL when the body is empty
- * and not required). Returns 0, or 1 when it already answered with an error. */
-static int read_json_object(owh_req_t *q, int required, json_t **pj)
+/* Reads the body into q before the request takes a pooled database
+ * connection: a client trickling its body holds a worker (bounded by
+ * mod_reqtimeout), never a connection others need. Returns 0, or 1 when it
+ * already answered with an error. */
+static int take_body(owh_req_t *q)
 {
     request_rec *r = q->r;
-    const char *data, *err = NULL;
-    apr_size_t len;
-    json_t *j;
-    int rc = read_body(r, owh_config_max_body(q->dc), &data, &len);
-
-    *pj = NULL;
+    int rc = read_body(r, owh_config_max_body(q->dc), &q->body, &q->body_len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         send_error(r, rc, "BAD_REQUEST", apr_psprintf(r->pool,
                    "The request body is larger than %" APR_OFF_T_FMT " bytes",
                    owh_config_max_body(q->dc)));
         return 1;
     }
-    if (rc != OK) { bad_request(r, "The request body could not be read"); return 1; }
+    if (rc != OK) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        bad_request(r, "The request body could not be read");
+        return 1;
+    }
+    return 0;
+}
+
+/* Parses the JSON object body into *pj (NULL when the body is empty and not
+ * required). Returns 0, or 1 when it already answered with an error. */
+static int read_json_object(owh_req_t *q, int required, json_t **pj)
+{
+    request_rec *r = q->r;
+    const char *data = q->body, *err = NULL;
+    apr_size_t len = q->body_len;
+    json_t *j;
+
+    *pj = NULL;
     if (len == 0 && !required) return 0;
     if (!(j = owh_json_parse(data, len, &err, r->pool))) { bad_request(r, err); return 1; }
     if (!json_is_object(j)) { bad_request(r, "The request body must be a JSON object"); return 1; }
@@ -236,8 +253,12 @@ static int create_stored(owh_req_t *q, owh_webhook_t *wh, owh_apply_fn *apply, i
     if (apply(r, wh, body, 1, &err) != APR_SUCCESS) return bad_request(r, err);
     if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool)))
         return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
-    if ((rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS)
-        return store_failed(q, rv, "create");
+    rv = owh_store_webhook_insert(q->db, q->caller.connection, wh, q->sc->max_webhooks, r->pool);
+    if (rv == APR_ENOSPC)
+        return send_error(r, HTTP_CONFLICT, "BAD_REQUEST", apr_psprintf(r->pool,
+                          "This connection already has %d webhooks and subscriptions, the most "
+                          "OctoWebhooksMaxWebhooks allows; delete one first", q->sc->max_webhooks));
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "create");
     answer = owh_webhook_to_api_json(wh, r->pool);
     if (wh->secret) json_object_set_new(answer, "secret", json_string(wh->secret));
     if (status == HTTP_CREATED) {
@@ -298,14 +319,14 @@ static int webhooks_create(owh_req_t *q)
 static int webhooks_delete_by_url(owh_req_t *q)
 {
     request_rec *r = q->r;
-    apr_table_t *args = NULL;
+    apr_table_t *args;
     apr_array_header_t *list;
     const char *url = NULL;
     apr_status_t rv;
     json_t *body;
 
-    ap_args_to_table(r, &args);
-    url = args ? apr_table_get(args, "url") : NULL;
+    args = owh_request_args(r->args, r->pool);
+    url = apr_table_get(args, "url");
     if (read_json_object(q, 0, &body)) return OK;
     if (!url && body && json_object_get(body, "url")) {
         json_t *u = json_object_get(body, "url");
@@ -339,6 +360,7 @@ static int webhook_trigger(owh_req_t *q)
     json_t *body, *objects, *queued, *obj, *answer;
     apr_status_t rv;
     size_t i;
+    int retry_after = 0;
 
     if (read_json_object(q, 0, &body)) return OK;
     rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 0, r->pool);
@@ -347,6 +369,17 @@ static int webhook_trigger(owh_req_t *q)
     if (!(objects = owh_trigger_objects(wh->event_type, body, &err, r->pool))) return bad_request(r, err);
     queued = owh_json_pool_own(json_array(), r->pool);
     if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+    rv = owh_store_webhook_trigger_admit(q->db, q->caller.connection, wh->id, (int)json_array_size(objects),
+                                         q->sc->trigger_rate, &retry_after, r->pool);
+    if (rv != APR_SUCCESS || retry_after) {
+        owh_store_rollback(q->db, r->pool);
+        if (rv == APR_NOTFOUND) return not_found(r);
+        if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+        apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, retry_after));
+        return send_error(r, HTTP_TOO_MANY_REQUESTS, "BAD_REQUEST", apr_psprintf(r->pool,
+                          "This webhook was sent %d test notifications in the last minute, the most "
+                          "OctoWebhooksTriggerRate allows; try again in %d s", q->sc->trigger_rate, retry_after));
+    }
     json_array_foreach(objects, i, obj) {
         const char *event_id = NULL, *delivery_id = NULL;
         apr_size_t len;
@@ -394,24 +427,12 @@ static int webhook_secret(owh_req_t *q)
 static int webhook_deliveries(owh_req_t *q)
 {
     request_rec *r = q->r;
-    apr_table_t *args = NULL;
-    const char *status, *cursor, *limit_s, *json = NULL;
+    const char *status = NULL, *cursor = NULL, *json = NULL, *err;
     int limit = 20;
     apr_status_t rv;
 
-    ap_args_to_table(r, &args);
-    status = args ? apr_table_get(args, "status") : NULL;
-    cursor = args ? apr_table_get(args, "cursor") : NULL;
-    limit_s = args ? apr_table_get(args, "limit") : NULL;
-    if (status && strcmp(status, "pending") && strcmp(status, "succeeded") && strcmp(status, "failed"))
-        return bad_request(r, "status must be pending, succeeded or failed");
-    if (limit_s) {
-        char *end;
-        apr_int64_t n = apr_strtoi64(limit_s, &end, 10);
-        if (!*limit_s || *end || n < 1 || n > 100) return bad_request(r, "limit must be a whole number from 1 to 100");
-        limit = (int)n;
-    }
-    if (cursor && !owh_uuid_valid(cursor)) return bad_request(r, "cursor is not one this API gave");
+    if ((err = owh_request_list_params(owh_request_args(r->args, r->pool), &status, &limit, &cursor)))
+        return bad_request(r, err);
     rv = owh_store_deliveries_list(q->db, q->caller.connection, q->id, status, cursor, limit, &json, r->pool);
     if (rv == APR_NOTFOUND) return not_found(r);
     if (rv == APR_EINVAL) return bad_request(r, "cursor is not one this API gave");
@@ -516,75 +537,30 @@ static const owh_route_t routes[] = {
     { NULL }
 };
 
-/* Matches path ("webhooks/123") against a pattern such as "webhooks/{id}";
- * the segments under "{id}" and "{sub}" go to ids[0] and ids[1]. */
-static int route_match(const char *pattern, const char *path, const char **ids, apr_pool_t *p)
+/* Routes are relative to one base: the <Location> whose section sets the
+ * handler (the longest, when several nest), found in the configuration tree
+ * at startup; without one (the handler set elsewhere) the innermost
+ * <Location>, else the root. Nothing else: /octo/anything/webhooks is 404,
+ * so rules on inner <Location>s cannot be stepped around. */
+static const owh_route_t *resolve_route(request_rec *r, const owh_srv_conf_t *sc, const owh_dir_conf_t *dc,
+                                        const char **ids)
 {
-    while (*pattern) {
-        int which = !strncmp(pattern, "{id}", 4) ? 0 : !strncmp(pattern, "{sub}", 5) ? 1 : -1;
-        if (which >= 0) {
-            const char *end = strchr(path, '/');
-            apr_size_t n = end ? (apr_size_t)(end - path) : strlen(path);
-            if (n == 0 || n > 64) return 0;
-            ids[which] = apr_pstrndup(p, path, n);
-            path += n;
-            pattern += which ? 5 : 4;
-            continue;
-        }
-        if (*pattern != *path) return 0;
-        ++pattern;
-        ++path;
-    }
-    return *path == '\0';
-}
-
-/* Strips leading slashes and one trailing slash. */
-static const char *trim_path(const char *uri, apr_pool_t *p)
-{
-    char *rel;
-    apr_size_t n;
-    while (*uri == '/') ++uri;
-    rel = apr_pstrdup(p, uri);
-    n = strlen(rel);
-    if (n && rel[n - 1] == '/') rel[n - 1] = '\0';
-    return rel;
-}
-
-static const owh_route_t *find_route(const char *path, const char **pid, apr_pool_t *p)
-{
-    const owh_route_t *route;
-    for (route = routes; route->pattern; ++route)
-        if (route_match(route->pattern, path, pid, p)) return route;
-    return NULL;
-}
-
-/* Routes are relative to the handler's <Location>. The innermost <Location>
- * is tried first; when an inner one only adds settings (say <Location
- * /octo/webhooks> with access rules) the path is tried from each segment
- * boundary, leftmost first. */
-static const owh_route_t *resolve_route(request_rec *r, const owh_dir_conf_t *dc, const char **pid)
-{
-    const char *uri = r->uri, *loc = dc->location, *s;
-    const owh_route_t *route;
-    if (loc && *loc == '/' && loc[1]) {
-        apr_size_t n = strlen(loc);
-        if (!strncmp(uri, loc, n) && (uri[n] == '\0' || uri[n] == '/')
-            && (route = find_route(trim_path(uri + n, r->pool), pid, r->pool)))
-            return route;
-    }
-    for (s = uri; s; s = strchr(s + 1, '/'))
-        if ((route = find_route(trim_path(s, r->pool), pid, r->pool))) return route;
-    return NULL;
+    const char *patterns[sizeof(routes) / sizeof(routes[0])];
+    int i;
+    for (i = 0; routes[i].pattern; ++i) patterns[i] = routes[i].pattern;
+    patterns[i] = NULL;
+    i = owh_request_route(r->uri, owh_request_base(r->uri, sc->handler_locations, dc->location),
+                          patterns, ids, r->pool);
+    return i < 0 ? NULL : &routes[i];
 }
 
 /* GET {Location}/openapi.json: the API's OpenAPI document, compiled in, to
- * anyone (it holds no data). Asked only for paths that are no route, so
- * /webhooks/openapi.json stays a webhook id. */
-static int is_openapi(request_rec *r)
+ * anyone (it holds no data), at the routes' base only. */
+static int is_openapi(request_rec *r, const owh_srv_conf_t *sc, const owh_dir_conf_t *dc)
 {
-    static const char name[] = "/openapi.json";
-    apr_size_t n = strlen(r->uri), k = sizeof(name) - 1;
-    return n >= k && !strcmp(r->uri + n - k, name);
+    const char *base = owh_request_base(r->uri, sc->handler_locations, dc->location);
+    apr_size_t n = strlen(base);
+    return !strncmp(r->uri, base, n) && !strcmp(r->uri + n, "/openapi.json");
 }
 
 static int send_openapi(request_rec *r)
@@ -614,14 +590,11 @@ int owh_handler_handle(request_rec *r)
     q.dc = owh_config_dir_get(r);
 
     /* Every answer echoes the capabilities the client asked for. */
-    if ((caps = request_caps(r)) != NULL) {
-        apr_size_t n;
-        while (apr_isspace(*caps)) ++caps;
-        for (n = strlen(caps); n && apr_isspace(caps[n - 1]); --n) ;
-        apr_table_setn(r->headers_out, "Octo-Capabilities", apr_pstrndup(r->pool, caps, n));
-    }
+    if ((caps = request_caps(r)) != NULL)
+        apr_table_setn(r->headers_out, "Octo-Capabilities", owh_request_trim(caps, r->pool));
 
-    if (!(route = resolve_route(r, q.dc, ids))) return is_openapi(r) ? send_openapi(r) : not_found(r);
+    if (!(route = resolve_route(r, q.sc, q.dc, ids)))
+        return is_openapi(r, q.sc, q.dc) ? send_openapi(r) : not_found(r);
     q.id = ids[0];
     q.sub = ids[1];
     for (i = 0; i < 4 && route->methods[i].fn; ++i)
@@ -638,6 +611,9 @@ int owh_handler_handle(request_rec *r)
             apr_table_setn(r->headers_out, "WWW-Authenticate", "Bearer realm=\"octo\"");
         return send_error(r, HTTP_UNAUTHORIZED, "UNAUTHORIZED", MSG_UNAUTHORIZED);
     }
+
+    q.body = "";
+    if (take_body(&q)) return OK;
 
     if (!q.sc->store) return store_failed(&q, OWH_STORE_EUNAVAIL, "request");
     if ((rv = owh_store_acquire(&q.db, q.sc->store, r->pool)) != APR_SUCCESS)

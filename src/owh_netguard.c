@@ -40,13 +40,21 @@ static const range_t v4_ranges[] = {
     { NULL, NULL }
 };
 
+/* After the IANA IPv6 Special-Purpose Address Registry: every block that is
+ * not globally reachable, plus the deprecated ones. IPv4-mapped and NAT64
+ * (64:ff9b::/96) addresses never get here: they are judged by their IPv4. */
 static const range_t v6_ranges[] = {
     { "::/128", "unspecified" },
     { "::1/128", "loopback" },
+    { "::/96", "IPv4-compatible (deprecated)" },
+    { "64:ff9b:1::/48", "local-use IPv4/IPv6 translation" },
     { "100::/64", "discard-only" },
+    { "100:0:0:1::/64", "dummy prefix" },
     { "2001::/23", "IETF protocol assignments" },
     { "2001:db8::/32", "documentation" },
     { "2002::/16", "6to4" },
+    { "3fff::/20", "documentation" },
+    { "5f00::/16", "segment routing (SRv6) SIDs" },
     { "fc00::/7", "unique local (private)" },
     { "fe80::/10", "link-local" },
     { "fec0::/10", "site-local" },
@@ -132,14 +140,14 @@ static const char *classify(int family, const unsigned char *addr)
 static const char *check_bytes(const owh_netguard_t *g, int family, const unsigned char *addr)
 {
     static const unsigned char mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
-    static const unsigned char compat[12] = { 0 };
+    static const unsigned char translated[12] = { 0,0,0,0, 0,0,0,0, 0xff,0xff,0,0 };  /* ::ffff:0:a.b.c.d */
     static const unsigned char nat64[12] = { 0,0x64,0xff,0x9b, 0,0,0,0, 0,0,0,0 };
     const char *why;
     if (allowed(g, family, addr)) return NULL;
     if (family == AF_INET6
-        && (!memcmp(addr, mapped, 12) || !memcmp(addr, nat64, 12)
-            || (!memcmp(addr, compat, 12) && (addr[12] | addr[13]))))
-        /* An IPv4 address in IPv6 clothing is judged as that IPv4 address. */
+        && (!memcmp(addr, mapped, 12) || !memcmp(addr, translated, 12) || !memcmp(addr, nat64, 12)))
+        /* An IPv4 address in IPv6 clothing is judged as that IPv4 address;
+         * the deprecated IPv4-compatible ::a.b.c.d is refused whole (::/96). */
         return check_bytes(g, AF_INET, addr + 12);
     why = classify(family, addr);
     return why;

@@ -115,6 +115,23 @@ static apr_status_t db_destruct(void *resource, void *params, apr_pool_t *rpool)
     return APR_SUCCESS;
 }
 
+/* Each connection's pool is a subpool of the reslist's pool, and the
+ * reslist's own cleanup (which calls db_destruct on every idle connection)
+ * is an ordinary cleanup of that pool. apr_pool_destroy destroys subpools
+ * before it runs cleanups, so on child exit the connections' pools would be
+ * gone (db freed with them) when db_destruct destroyed them again. As
+ * mod_dbd does, a pre-cleanup (run before any subpool goes) destroys the
+ * reslist first, while every connection still exists. */
+static apr_status_t store_teardown(void *data)
+{
+    owh_store_t *st = data;
+    if (st->reslist) {
+        apr_reslist_destroy(st->reslist);
+        st->reslist = NULL;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *params, apr_pool_t *p)
 {
     owh_store_t *st = apr_pcalloc(p, sizeof(*st));
@@ -129,6 +146,7 @@ apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *pa
     rv = apr_reslist_create(&st->reslist, 0, params->keep, params->max, params->ttl,
                             db_construct, db_destruct, st, p);
     if (rv != APR_SUCCESS) return rv;
+    apr_pool_pre_cleanup_register(p, st, store_teardown);
     apr_reslist_timeout_set(st->reslist, params->wait);
     /* Connections are checked out LIFO-fresh; a broken one is invalidated on release. */
     *pstore = st;
@@ -138,6 +156,8 @@ apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *pa
 static apr_status_t db_release(void *data)
 {
     owh_db_t *db = data;
+    /* Released after the store's teardown: its pool goes with the reslist's. */
+    if (!db->store->reslist) return APR_SUCCESS;
     if (db->in_tx && db->pg && !db->broken) {
         /* A request that ended inside a transaction must not leak it to the next. */
         PGresult *res = PQexec(db->pg, "ROLLBACK");
@@ -155,7 +175,7 @@ apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owne
 {
     void *res = NULL;
     owh_db_t *db;
-    apr_status_t rv = apr_reslist_acquire(st->reslist, &res);
+    apr_status_t rv = st->reslist ? apr_reslist_acquire(st->reslist, &res) : APR_EINVAL;
     if (rv != APR_SUCCESS) {
         /* constructor failures (database down) and waits that timed out */
         return OWH_STORE_EUNAVAIL;

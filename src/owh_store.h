@@ -134,9 +134,10 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
 
 /* ---- webhooks (owh_store_webhooks.c) ------------------------------------- */
 /* Inserts wh for the connection (creating the connection row for r->user
- * mode); sets wh->id. */
+ * mode) in a transaction of its own; sets wh->id. APR_ENOSPC when the
+ * connection already has max_webhooks (both dialects; 0: no bound, no count). */
 apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
-                                      apr_pool_t *p);
+                                      int max_webhooks, apr_pool_t *p);
 /* The connection's webhooks in creation order. */
 apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                     apr_array_header_t **plist, apr_pool_t *p);
@@ -153,6 +154,13 @@ apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_
 apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connection, const char *url,
                                              apr_array_header_t **plist, apr_pool_t *p);
 
+
+/* Inside a transaction, before queueing count test notifications to the
+ * webhook: *pretry_after 0 when the webhook's last minute leaves room under
+ * per_minute (0: no bound), else the seconds to wait. APR_NOTFOUND if the
+ * webhook is not the connection's. */
+apr_status_t owh_store_webhook_trigger_admit(owh_db_t *db, const char *connection, const char *id,
+                                             int count, int per_minute, int *pretry_after, apr_pool_t *p);
 
 /* Queues one delivery of object to one of the connection's webhooks (the
  * trigger route); APR_NOTFOUND if the webhook is not the connection's. */

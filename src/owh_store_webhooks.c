@@ -1,6 +1,7 @@
 /* owh_store_webhooks.c — the webhooks table: insert, list, get, update,
  * delete, delete by URL; always scoped to the calling connection so one
  * reseller can never reach another's rows. */
+#include <stdlib.h>
 #include <apr_strings.h>
 
 #include "owh_store.h"
@@ -78,14 +79,21 @@ static apr_status_t rows_to_list(apr_array_header_t **plist, PGresult *res, apr_
     return APR_SUCCESS;
 }
 
-apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
-                                      apr_pool_t *p)
+typedef struct {
+    const char *connection;
+    owh_webhook_t *wh;
+    int max_webhooks;
+} insert_t;
+
+static apr_status_t insert_tx(owh_db_t *db, void *baton, apr_pool_t *p)
 {
-    PGresult *res;
+    insert_t *in = baton;
+    owh_webhook_t *wh = in->wh;
+    PGresult *res = NULL;
     apr_status_t rv;
-    const char *conn_args[] = { connection };
+    const char *conn_args[] = { in->connection };
     const char *args[] = {
-        connection, wh->event, owh_event_name(wh->event_type), wh->url,
+        in->connection, wh->event, owh_event_name(wh->event_type), wh->url,
         owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
         pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
         owh_store_array_format(wh->capabilities, p), wh->secret, dialect_name(wh->dialect),
@@ -96,6 +104,23 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
         "INSERT INTO octo_webhooks.connections (id) VALUES ($1) ON CONFLICT DO NOTHING",
         1, conn_args);
     if (rv != APR_SUCCESS) return rv;
+    if (in->max_webhooks > 0) {
+        const char *count_args[] = { in->connection, apr_itoa(p, in->max_webhooks) };
+        /* Creates of one connection take turns (an advisory lock of their
+         * own class: the runtime role may not lock rows of connections), so
+         * count-then-insert is exact across httpd children and hosts. */
+        rv = owh_store_query(NULL, db, p, "SELECT pg_advisory_xact_lock(7261013, hashtext($1))", 1, conn_args);
+        if (rv != APR_SUCCESS) return rv;
+        /* a statement of its own, so its snapshot is taken once the lock is
+         * held; counting stops at the bound, so its cost does too */
+        rv = owh_store_query(&res, db, p,
+            "SELECT count(*) AS n FROM (SELECT 1 FROM octo_webhooks.webhooks WHERE connection_id = $1"
+            " LIMIT $2::int) w", 2, count_args);
+        if (rv != APR_SUCCESS) return rv;
+        if (atoi(owh_store_value(res, 0, "n")) >= in->max_webhooks) rv = APR_ENOSPC;
+        owh_store_clear(res, p);
+        if (rv != APR_SUCCESS) return rv;
+    }
     rv = owh_store_query(&res, db, p,
         "INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display,"
         " active, retry_on_error, use_contact_language, headers, capabilities, secret, dialect, event_types)"
@@ -105,6 +130,16 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
     wh->id = apr_pstrdup(p, owh_store_value(res, 0, "id"));
     owh_store_clear(res, p);
     return APR_SUCCESS;
+}
+
+apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
+                                      int max_webhooks, apr_pool_t *p)
+{
+    insert_t in;
+    in.connection = connection;
+    in.wh = wh;
+    in.max_webhooks = max_webhooks;
+    return owh_store_tx(db, insert_tx, &in, p);
 }
 
 apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection, owh_dialect_e dialect,
@@ -198,6 +233,38 @@ apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connectio
     rv = rows_to_list(plist, res, p);
     owh_store_clear(res, p);
     return rv;
+}
+
+apr_status_t owh_store_webhook_trigger_admit(owh_db_t *db, const char *connection, const char *id,
+                                             int count, int per_minute, int *pretry_after, apr_pool_t *p)
+{
+    PGresult *res = NULL;
+    const char *args[] = { id, connection };
+    apr_status_t rv;
+    *pretry_after = 0;
+    if (!owh_uuid_valid(id)) return APR_NOTFOUND;
+    /* Triggers of one webhook take turns (a lock of their own class, so
+     * never the claims' 7261003), so the count holds across children and hosts. */
+    rv = owh_store_query(&res, db, p,
+        "SELECT pg_advisory_xact_lock(7261012, hashtext(w.id::text)) FROM octo_webhooks.webhooks w"
+        " WHERE w.id = $1::uuid AND w.connection_id = $2", 2, args);
+    if (rv != APR_SUCCESS) return rv;
+    if (PQntuples(res) != 1) { owh_store_clear(res, p); return APR_NOTFOUND; }
+    owh_store_clear(res, p);
+    if (per_minute <= 0) return APR_SUCCESS;
+    rv = owh_store_query(&res, db, p,
+        "SELECT count(*) AS n, coalesce(ceil(extract(epoch FROM min(d.created_at) + interval '1 minute'"
+        " - clock_timestamp())), 0)::int AS wait"
+        " FROM octo_webhooks.deliveries d JOIN octo_webhooks.events e ON e.id = d.event_id"
+        " WHERE d.webhook_id = $1::uuid AND d.created_at > clock_timestamp() - interval '1 minute'"
+        " AND e.sample", 1, args);
+    if (rv != APR_SUCCESS) return rv;
+    if (atoi(owh_store_value(res, 0, "n")) + count > per_minute) {
+        int wait = atoi(owh_store_value(res, 0, "wait"));
+        *pretry_after = wait < 1 ? 1 : wait > 60 ? 60 : wait;
+    }
+    owh_store_clear(res, p);
+    return APR_SUCCESS;
 }
 
 apr_status_t owh_store_webhook_trigger(owh_db_t *db, const char *connection, const char *id,

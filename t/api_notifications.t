@@ -38,13 +38,13 @@ is($r->{code}, 201, 'the prefixed capability works too');
 my $sa = $r->{json};
 is_deeply($sa->{notificationTypes}, ['AVAILABILITY_UPDATE'], 'duplicate types folded');
 
-# a path with CR LF in it reaches no header
+# a path with CR LF in it reaches no header: routes resolve under the
+# handler's <Location> only (issue 12 #3), so it is not a route at all
 $r = $call->('POST', '/x%0d%0aX-Injected:%201' . $base,
              json => { url => $sink->url('/inj'), notificationTypes => ['PRODUCT_UPDATE'] });
-is($r->{code}, 201, 'a decoded CR LF in the path: still created');
+is($r->{code}, 404, 'a decoded CR LF before the route: 404');
 ok(!defined $r->{headers}->header('X-Injected'), 'and no header injected');
-like($r->{headers}->header('Location'), qr{/x%0d%0aX-Injected:%201/v1/}i, 'Location carries the path escaped');
-is($call->('DELETE', "$base/$r->{json}{id}")->{code}, 204, '(removed again)');
+ok(!defined $r->{headers}->header('Location'), 'no Location');
 
 # ---- validation: OCTO errors, nothing stored -----------------------------
 my $before = $count->();

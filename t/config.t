@@ -33,6 +33,7 @@ my $all = join("\n",
     'OctoWebhooksDisableAfter 3d', 'OctoWebhooksSecretGrace 12h', 'OctoWebhooksMaxPayloadSize 1048576',
     'OctoWebhooksResolve booking_update product.updated', 'OctoWebhooksSupplierApi "https://api.example.com/octo/"',
     'OctoWebhooksSupplierApiToken "tok-123"', 'OctoWebhooksDispatchers 4', 'OctoWebhooksMigrate Off',
+    'OctoWebhooksMaxWebhooks 500', 'OctoWebhooksTriggerRate 0',
     '<VirtualHost 127.0.0.1:1>', 'OctoWebhooksDatabase "dbname=other"', 'OctoWebhooksPoolMax 6',
     '</VirtualHost>', '<Location /octo>', 'SetHandler octo-webhooks', 'OctoWebhooksMaxBodySize 1024',
     'OctoWebhooksAuth remote-user', '</Location>');
@@ -78,6 +79,9 @@ my @bad = (
     [ 'OctoWebhooksDisableAfter 0', 'OctoWebhooksDisableAfter' ],
     [ 'OctoWebhooksSecretGrace soon', 'OctoWebhooksSecretGrace' ],
     [ 'OctoWebhooksMaxPayloadSize 100', 'OctoWebhooksMaxPayloadSize' ],
+    [ 'OctoWebhooksMaxWebhooks -1', 'OctoWebhooksMaxWebhooks' ],
+    [ 'OctoWebhooksMaxWebhooks lots', 'OctoWebhooksMaxWebhooks' ],
+    [ 'OctoWebhooksTriggerRate -1', 'OctoWebhooksTriggerRate' ],
     [ "<VirtualHost 127.0.0.1:1>\nOctoWebhooksPoolMax 1\nOctoWebhooksPoolKeep 2\n</VirtualHost>", 'OctoWebhooksPoolKeep' ],
 );
 for my $case (@bad) {

@@ -83,6 +83,12 @@ fi
     printf '# written by t/debian/install-and-probe.sh\nServerName 127.0.0.1\n'
     [ "$port" != 80 ] && printf 'Listen 127.0.0.1:%s\n' "$port"
     printf '<IfModule mod_octo_webhooks.c>\nOctoWebhooksDatabase "%s"\nOctoWebhooksDispatcher Off\n</IfModule>\n' "$conninfo"
+    # The test PostgreSQL's socket directory is its user's alone (0700, no
+    # TCP): the system apache2's children run as that user for the probe.
+    sockdir=$(printf '%s\n' "$conninfo" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
+    if [ -d "$sockdir" ] && owner=$(stat -c %U "$sockdir") && [ "$owner" != root ]; then
+        printf 'User %s\nGroup %s\n' "$owner" "$(id -gn "$owner")"
+    fi
 } > /etc/apache2/conf-available/owh-test.conf
 a2enconf -q owh-test >/dev/null
 apache2ctl start

@@ -40,10 +40,15 @@ int main(void)
         "240.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1", "198.51.100.7", "203.0.113.9",
         "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "2001:db8::1",
         "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
-        "::127.0.0.1", NULL };
+        "::127.0.0.1",
+        /* the IANA special-purpose registries (issue 12, #8) */
+        "64:ff9b:1::1", "64:ff9b:1:ffff::a00:1", "::0.0.0.2", "::8.8.8.8", "::2",
+        "::ffff:0.0.0.0", "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe", "3fff::1", "3fff:fff:ffff::1",
+        "5f00::1", "5f00:ffff::1", "100::1", "100:0:0:1::1", "64:ff9b::7f00:1", "2001:2::1", NULL };
     static const char *passed[] = {
         "8.8.8.8", "1.1.1.1", "172.32.0.1", "172.15.255.255", "100.128.0.1", "169.253.0.1",
-        "2606:4700::1111", "2a00:1450:4001::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", NULL };
+        "2606:4700::1111", "2a00:1450:4001::200e", "::ffff:8.8.8.8", "64:ff9b::808:808",
+        "::ffff:0:808:808", "3ffe::1", "4000::1", "5eff::1", "5f01::1", "64:ff9b:2::1", NULL };
     const char **ip;
     char name[128];
 
@@ -80,6 +85,12 @@ int main(void)
     ok(owh_netguard_check_url(NULL, "https://example.com/x", p) == NULL, "names are checked at connect");
     ok(owh_netguard_check_url(NULL, "https://8.8.8.8/x", p) == NULL, "public literal");
     ok(owh_netguard_check_url(g, "http://127.0.0.1:9/x", p) == NULL, "allowed literal");
+    ok(owh_netguard_check_url(NULL, "http://[64:ff9b:1::a00:1]/", p) != NULL, "url local-use NAT64");
+    ok(owh_netguard_check_url(NULL, "http://[::ffff:0:7f00:1]/", p) != NULL, "url IPv4-translated loopback");
+    ok(owh_netguard_check_url(NULL, "http://[::0.0.0.2]/", p) != NULL, "url IPv4-compatible");
+    ok(owh_netguard_check_url(NULL, "http://[3fff::1]/", p) != NULL, "url documentation 3fff::/20");
+    ok(owh_netguard_check_url(NULL, "http://[5f00::1]/", p) != NULL, "url SRv6 5f00::/16");
+    ok(owh_netguard_check_url(g, "http://[::ffff:0:7f00:1]/", p) == NULL, "translated form of an allowed IPv4");
 
     printf("1..%d\n", n);
     apr_pool_destroy(p);
