@@ -271,44 +271,60 @@ static int create_stored(owh_req_t *q, owh_webhook_t *wh, owh_apply_fn *apply, i
     return send_json(r, status, answer);
 }
 
-/* PATCH: read and lock the stored object, apply the body over it, store. */
+/* PATCH, in one transaction (owh_store_tx): read and lock the stored object,
+ * apply the body over it, store. A body that cannot apply leaves err. */
+typedef struct update_tx_t {
+    owh_req_t *q;
+    owh_dialect_e dialect;
+    owh_apply_fn *apply;
+    json_t *body;
+    owh_webhook_t *wh;
+    const char *err;                /* a 400's message */
+} update_tx_t;
+
+static apr_status_t update_in_tx(owh_db_t *db, void *baton, apr_pool_t *p)
+{
+    update_tx_t *u = baton;
+    owh_req_t *q = u->q;
+    const char *stored_url, *why;
+    json_t *url;
+    apr_status_t rv;
+
+    if ((rv = owh_store_webhook_get(db, q->caller.connection, u->dialect, q->id, &u->wh, 1, p)) != APR_SUCCESS)
+        return rv;
+    stored_url = u->wh->url;
+    if (u->apply(q->r, u->wh, u->body, 0, &u->err) != APR_SUCCESS) return APR_EINVAL;
+    /* A client that read the object back and sends the masked URL unchanged
+     * keeps the stored credentials. */
+    url = json_object_get(u->body, "url");
+    if (url && json_is_string(url) && strcmp(stored_url, owh_url_display(stored_url, p)) != 0
+        && !strcmp(json_string_value(url), owh_url_display(stored_url, p)))
+        u->wh->url = stored_url;
+    if ((why = owh_netguard_check_url(q->sc->allow_networks, u->wh->url, p))) {
+        u->err = apr_psprintf(p, "url points to a forbidden address (%s)", why);
+        return APR_EINVAL;
+    }
+    return owh_store_webhook_update(db, q->caller.connection, u->wh, p);
+}
+
 static int update_stored(owh_req_t *q, owh_dialect_e dialect, owh_apply_fn *apply)
 {
     request_rec *r = q->r;
-    owh_webhook_t *wh;
-    const char *err = NULL, *stored_url;
+    update_tx_t u;
     apr_status_t rv;
-    json_t *body, *u;
 
-    if (read_json_object(q, 1, &body)) return OK;
+    memset(&u, 0, sizeof(u));
+    if (read_json_object(q, 1, &u.body)) return OK;
     if (!owh_uuid_valid(q->id)) return not_found(r);
-    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "update");
-    rv = owh_store_webhook_get(q->db, q->caller.connection, dialect, q->id, &wh, 1, r->pool);
-    if (rv == APR_NOTFOUND) { owh_store_rollback(q->db, r->pool); return not_found(r); }
-    if (rv != APR_SUCCESS) goto failed;
-    stored_url = wh->url;
-    if (apply(r, wh, body, 0, &err) != APR_SUCCESS) {
-        owh_store_rollback(q->db, r->pool);
-        return bad_request(r, err);
-    }
-    /* A client that read the object back and sends the masked URL unchanged
-     * keeps the stored credentials. */
-    u = json_object_get(body, "url");
-    if (u && json_is_string(u) && strcmp(stored_url, owh_url_display(stored_url, r->pool)) != 0
-        && !strcmp(json_string_value(u), owh_url_display(stored_url, r->pool)))
-        wh->url = stored_url;
-    if ((err = owh_netguard_check_url(q->sc->allow_networks, wh->url, r->pool))) {
-        owh_store_rollback(q->db, r->pool);
-        return bad_request(r, apr_psprintf(r->pool, "url points to a forbidden address (%s)", err));
-    }
-    if ((rv = owh_store_webhook_update(q->db, q->caller.connection, wh, r->pool)) != APR_SUCCESS
-        || (rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS)
-        goto failed;
-    if (wh->active) wh->disabled_reason = wh->disabled_at = NULL;     /* cleared by the update */
-    return send_json(r, HTTP_OK, owh_webhook_to_api_json(wh, r->pool));
-failed:
-    owh_store_rollback(q->db, r->pool);
-    return store_failed(q, rv, "update");
+    u.q = q;
+    u.dialect = dialect;
+    u.apply = apply;
+    rv = owh_store_tx(q->db, update_in_tx, &u, r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv == APR_EINVAL && u.err) return bad_request(r, u.err);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "update");
+    if (u.wh->active) u.wh->disabled_reason = u.wh->disabled_at = NULL;   /* cleared by the update */
+    return send_json(r, HTTP_OK, owh_webhook_to_api_json(u.wh, r->pool));
 }
 
 static int webhooks_create(owh_req_t *q)
@@ -352,49 +368,67 @@ static int webhook_update(owh_req_t *q)
 static int webhook_delete(owh_req_t *q) { return delete_stored(q, OWH_DIALECT_OCTO); }
 
 /* POST /webhooks/{id}/trigger: test notifications through the real queue. */
+/* The trigger's queueing, in one transaction: admitted by the rate bound,
+ * then one event per sample object. */
+typedef struct trigger_tx_t {
+    owh_req_t *q;
+    owh_webhook_t *wh;
+    json_t *objects, *queued;
+    int retry_after;                /* over OctoWebhooksTriggerRate: seconds to wait */
+} trigger_tx_t;
+
+static apr_status_t trigger_in_tx(owh_db_t *db, void *baton, apr_pool_t *p)
+{
+    trigger_tx_t *t = baton;
+    owh_req_t *q = t->q;
+    json_t *obj;
+    size_t i;
+    apr_status_t rv;
+
+    if ((rv = owh_store_webhook_trigger_admit(db, q->caller.connection, t->wh->id,
+                                              (int)json_array_size(t->objects), q->sc->trigger_rate,
+                                              &t->retry_after, p)) != APR_SUCCESS)
+        return rv;
+    if (t->retry_after) return APR_EAGAIN;
+    json_array_foreach(t->objects, i, obj) {
+        const char *event_id = NULL, *delivery_id = NULL;
+        apr_size_t len;
+        if ((rv = owh_store_webhook_trigger(db, q->caller.connection, t->wh->id, owh_json_dump(obj, &len, p),
+                                            &event_id, &delivery_id, p)) != APR_SUCCESS)
+            return rv;
+        json_array_append_new(t->queued, json_pack("{s:s, s:s, s:O}", "eventId", event_id,
+                                                   "deliveryId", delivery_id, "object", obj));
+    }
+    return APR_SUCCESS;
+}
+
 static int webhook_trigger(owh_req_t *q)
 {
     request_rec *r = q->r;
-    owh_webhook_t *wh;
+    trigger_tx_t t;
     const char *err = NULL;
-    json_t *body, *objects, *queued, *obj, *answer;
+    json_t *body, *answer;
     apr_status_t rv;
-    size_t i;
-    int retry_after = 0;
 
+    memset(&t, 0, sizeof(t));
+    t.q = q;
     if (read_json_object(q, 0, &body)) return OK;
-    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &wh, 0, r->pool);
+    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &t.wh, 0, r->pool);
     if (rv == APR_NOTFOUND) return not_found(r);
     if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
-    if (!(objects = owh_trigger_objects(wh->event_type, body, &err, r->pool))) return bad_request(r, err);
-    queued = owh_json_pool_own(json_array(), r->pool);
-    if ((rv = owh_store_begin(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
-    rv = owh_store_webhook_trigger_admit(q->db, q->caller.connection, wh->id, (int)json_array_size(objects),
-                                         q->sc->trigger_rate, &retry_after, r->pool);
-    if (rv != APR_SUCCESS || retry_after) {
-        owh_store_rollback(q->db, r->pool);
-        if (rv == APR_NOTFOUND) return not_found(r);
-        if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
-        apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, retry_after));
+    if (!(t.objects = owh_trigger_objects(t.wh->event_type, body, &err, r->pool))) return bad_request(r, err);
+    t.queued = owh_json_pool_own(json_array(), r->pool);
+    rv = owh_store_tx(q->db, trigger_in_tx, &t, r->pool);
+    if (rv == APR_NOTFOUND) return not_found(r);
+    if (rv == APR_EAGAIN && t.retry_after) {
+        apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, t.retry_after));
         return send_error(r, HTTP_TOO_MANY_REQUESTS, "BAD_REQUEST", apr_psprintf(r->pool,
                           "This webhook was sent %d test notifications in the last minute, the most "
-                          "OctoWebhooksTriggerRate allows; try again in %d s", q->sc->trigger_rate, retry_after));
+                          "OctoWebhooksTriggerRate allows; try again in %d s", q->sc->trigger_rate, t.retry_after));
     }
-    json_array_foreach(objects, i, obj) {
-        const char *event_id = NULL, *delivery_id = NULL;
-        apr_size_t len;
-        rv = owh_store_webhook_trigger(q->db, q->caller.connection, wh->id,
-                                       owh_json_dump(obj, &len, r->pool), &event_id, &delivery_id, r->pool);
-        if (rv != APR_SUCCESS) {
-            owh_store_rollback(q->db, r->pool);
-            return rv == APR_NOTFOUND ? not_found(r) : store_failed(q, rv, "trigger webhook");
-        }
-        json_array_append_new(queued, json_pack("{s:s, s:s, s:O}", "eventId", event_id,
-                                                "deliveryId", delivery_id, "object", obj));
-    }
-    if ((rv = owh_store_commit(q->db, r->pool)) != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
-    answer = owh_json_pool_own(json_pack("{s:O, s:O}", "webhook", owh_webhook_to_api_json(wh, r->pool),
-                                         "queued", queued), r->pool);
+    if (rv != APR_SUCCESS) return store_failed(q, rv, "trigger webhook");
+    answer = owh_json_pool_own(json_pack("{s:O, s:O}", "webhook", owh_webhook_to_api_json(t.wh, r->pool),
+                                         "queued", t.queued), r->pool);
     return send_json(r, HTTP_OK, answer);
 }
 
