@@ -64,6 +64,9 @@ sub errors {
     my ($method, $path, $res) = @_;
     # LWP's own answer when no server answered (a test that stopped it): not the module's
     return () if ($res->header('Client-Warning') // '') eq 'Internal response';
+    # httpd's own access control (a Require in the configuration) answered
+    # before the module ran: its HTML page is not the API's answer
+    return () if $res->code == 403 && ($res->header('Content-Type') // '') =~ m{^text/html};
     my $doc = document();
     my $code = $res->code;
     my ($t, $op, $resp);
