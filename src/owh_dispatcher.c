@@ -475,8 +475,15 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
         return OWH_DISPATCHER_STARTUP_ERROR;
     }
 
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00507)
-                 "dispatcher %s started", L.owner);
+    {
+        /* what it runs as, and that it will follow httpd out (read back:
+         * the signal must have survived the privilege drop) */
+        int deathsig = 0;
+        prctl(PR_GET_PDEATHSIG, &deathsig);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00507)
+                     "dispatcher %s started (uid %ld, parent-death signal %d)", L.owner, (long)getuid(),
+                     deathsig);
+    }
     dispatch_loop(&L);
     hand_back(&L);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00508)

@@ -16,7 +16,7 @@ my $can = system("sudo -n -l $script >/dev/null 2>&1") == 0;
 if (!$can && !$ENV{CI}) {
     plan skip_all => "needs root: run bin/owh test as root (sudo rule for $script)";
 }
-plan tests => 28;
+plan tests => 30;
 
 # The conninfo on stdin: the script takes no arguments (the sudo rule allows none).
 my $in = File::Temp->new;
@@ -48,6 +48,8 @@ ok($kv{CONFIGTEST}, 'apache2ctl -t');
 ok($kv{RELOADED} && $kv{LOADED}, 'apache2ctl graceful loaded octo_webhooks_module');
 is($kv{STATUS_NOAUTH}[0], '401', 'no token: 401 from the system apache2');
 like($kv{BODY_NOAUTH}[0] // '', qr/"error":"UNAUTHORIZED"/, 'OCTO error body');
+isnt($kv{DISPATCHER_UID}[0] // '0', '0', "root's httpd: the dispatcher runs as User, not root");
+is($kv{DISPATCHER_DEATHSIG}[0] // '', '15', 'and still has its parent-death signal (SIGTERM) after the drop');
 is($kv{STATUS_AUTH}[0], '200', "the CLI's token: 200");
 is($kv{BODY_AUTH}[0], '[]', 'the new connection has no webhooks');
 ok($kv{OPENAPI}, 'GET /octo/openapi.json is the document the package ships');

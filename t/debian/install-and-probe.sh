@@ -82,7 +82,8 @@ fi
 {
     printf '# written by t/debian/install-and-probe.sh\nServerName 127.0.0.1\n'
     [ "$port" != 80 ] && printf 'Listen 127.0.0.1:%s\n' "$port"
-    printf '<IfModule mod_octo_webhooks.c>\nOctoWebhooksDatabase "%s"\nOctoWebhooksDispatcher Off\n</IfModule>\n' "$conninfo"
+    # the dispatcher runs too: root's httpd forks it, it drops to User
+    printf '<IfModule mod_octo_webhooks.c>\nOctoWebhooksDatabase "%s"\nLogLevel octo_webhooks:info\n</IfModule>\n' "$conninfo"
     # The test PostgreSQL's socket directory is its user's alone (0700, no
     # TCP): the system apache2's children run as that user for the probe.
     sockdir=$(printf '%s\n' "$conninfo" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
@@ -108,6 +109,15 @@ echo "RELOADED"
 apache2ctl -M 2>/dev/null | grep -q octo_webhooks_module && echo "LOADED octo_webhooks_module"
 echo "STATUS_NOAUTH $status"
 echo "BODY_NOAUTH $(tr -d '\n' < "$work/noauth")"
+# The dispatcher of root's httpd: dropped to User, parent-death signal kept
+# (prctl after setuid(), which clears it)
+for _ in $(seq 1 50); do
+    line=$(grep -ho 'OWH00507: dispatcher [^ ]* started (uid [0-9]*, parent-death signal [0-9]*)' /var/log/apache2/error.log 2>/dev/null | tail -1)
+    [ -n "$line" ] && break
+    sleep 0.1
+done
+echo "DISPATCHER_UID $(printf '%s' "$line" | sed -n 's/.*(uid \([0-9]*\),.*/\1/p')"
+echo "DISPATCHER_DEATHSIG $(printf '%s' "$line" | sed -n 's/.*parent-death signal \([0-9]*\)).*/\1/p')"
 echo "STATUS_AUTH $(curl -s -o "$work/auth" -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/octo/webhooks")"
 echo "BODY_AUTH $(tr -d '\n' < "$work/auth")"
 curl -s -o "$work/openapi.json" "http://127.0.0.1:$port/octo/openapi.json"
