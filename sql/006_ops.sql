@@ -28,7 +28,7 @@ CREATE TABLE octo_webhooks.event_totals (
     n           bigint NOT NULL
 );
 
--- One row per prune batch (kept for the retention): who pruned, when, what.
+-- One row per prune batch (the last 10,000): who pruned, when, what.
 -- Batches of different dispatchers never overlap (the advisory lock is held
 -- for the whole transaction that writes the row).
 CREATE TABLE octo_webhooks.prune_log (
@@ -323,7 +323,7 @@ BEGIN
     DELETE FROM octo_webhooks.notices
      WHERE (status <> 'pending' AND completed_at < v_cut)
         OR (status = 'pending' AND logged AND created_at < clock_timestamp() - greatest(p_retention, interval '1 day'));
-    DELETE FROM octo_webhooks.prune_log WHERE finished_at < v_cut AND id < (SELECT max(id) FROM octo_webhooks.prune_log);
+    DELETE FROM octo_webhooks.prune_log WHERE id <= (SELECT max(id) - 10000 FROM octo_webhooks.prune_log);
 
     UPDATE octo_webhooks.maintenance
        SET tallied_to = m.tallied_to, pruned_to = m.pruned_to, prune_more = v_more,
