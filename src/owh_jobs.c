@@ -12,6 +12,7 @@
 #include "owh_dispatch.h"
 #include "owh_sign.h"
 #include "owh_json.h"
+#include "owh_metrics.h"
 
 /* Views outlive a batch (an event's deliveries may be claimed in several);
  * the cache starts over when it grows past this many events or this much
