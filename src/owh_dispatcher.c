@@ -491,6 +491,7 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
                      deathsig);
     }
     dispatch_loop(&L);
+    owh_ops_stop(&L);
     hand_back(&L);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00508)
                  "dispatcher %s stopped", L.owner);

@@ -1,18 +1,20 @@
 /* owh_ops.c — retention and notices in the dispatcher (see owh_ops.h).
  *
- * Pruning: every dispatcher calls octo_webhooks.prune() every 5 s (or
+ * Pruning: a thread of each dispatcher, on a connection of its own (a batch
+ * must not stall deliveries), calls octo_webhooks.prune() every 5 s (or
  * min(60 s, retention / 2) when shorter); it takes a transaction-scoped
  * advisory lock and skips when another holds it, tallies new events, and
- * deletes only when the last round is min(60 s, retention / 2) old, so across
- * all hosts one batch runs at a time, about once per period. A batch touches at most
- * PRUNE_BATCH rows of each kind; a full one is followed by the next after
- * PRUNE_PAUSE, so deliveries keep flowing between batches.
+ * deletes only when the last round is min(60 s, retention / 2) old, so
+ * across all hosts one batch runs at a time, about once per period. A batch
+ * touches at most PRUNE_BATCH rows of each kind; a full one is followed by
+ * the next after PRUNE_PAUSE.
  *
  * Notices: a round a second reads new disable notices (one warn line each,
  * by whichever dispatcher takes it) and, with OctoWebhooksOperatorWebhook,
  * claims due notices and sends them on the dispatcher's HTTP client, signed
  * with OctoWebhooksOperatorSecret, retried on OctoWebhooksRetrySchedule. */
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 #include <jansson.h>
 
 #include "owh_ops.h"
@@ -21,13 +23,14 @@
 #include "owh_metrics.h"
 
 #define PRUNE_BATCH   500
-#define PRUNE_PAUSE   apr_time_from_msec(50)
+#define PRUNE_PAUSE   apr_time_from_msec(20)
 #define NOTICE_EVERY  apr_time_from_sec(1)
 #define NOTICE_LIMIT  20
 #define NOTICE_LEASE  "60 seconds"
 
 /* One loop per process: the ops state lives here, not in loop_t. */
-static apr_time_t next_prune, next_notices;
+static apr_time_t next_notices;
+static int pruner_tried;
 
 /* The events tally runs with every call; deletions every prune_every. */
 #define TALLY_EVERY   apr_time_from_sec(5)
@@ -40,23 +43,37 @@ static apr_interval_time_t prune_every(const owh_srv_conf_t *sc)
     return every;
 }
 
-static void prune(loop_t *L, apr_time_t now)
+/* The pruner: a thread of the dispatcher with its own pool (own allocator)
+ * and its own connection, so a batch never stalls the delivery loop. It
+ * reads only what does not change (server, config, owner) and writes only
+ * the shared counters. */
+typedef struct pruner_t {
+    server_rec *s;
+    owh_srv_conf_t *sc;
+    const char *owner;
+    apr_pool_t *pool;
+    apr_thread_t *thread;
+    volatile int stop;
+} pruner_t;
+
+static pruner_t *pruner;
+
+/* One call of prune(); returns when to call again. */
+static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tmp)
 {
-    apr_pool_t *tmp = owh_dsp_pool(L->pool, "owh_ops_prune");
-    apr_interval_time_t every = prune_every(L->sc);
-    const char *args[] = { owh_store_interval(L->sc->retention, tmp), owh_store_interval(every, tmp),
-                           apr_itoa(tmp, PRUNE_BATCH), L->owner };
+    apr_interval_time_t every = prune_every(pr->sc);
+    const char *args[] = { owh_store_interval(pr->sc->retention, tmp), owh_store_interval(every, tmp),
+                           apr_itoa(tmp, PRUNE_BATCH), pr->owner };
+    apr_interval_time_t next = every < TALLY_EVERY ? every : TALLY_EVERY;
     PGresult *res;
     json_t *o;
     json_error_t jerr;
 
-    next_prune = now + (every < TALLY_EVERY ? every : TALLY_EVERY);
-    if (owh_store_query(&res, L->db, tmp, "SELECT octo_webhooks.prune($1::interval, $2::interval, $3::int, $4)",
+    if (owh_store_query(&res, db, tmp, "SELECT octo_webhooks.prune($1::interval, $2::interval, $3::int, $4)",
                         4, args) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00533)
-                     "prune failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
-        apr_pool_destroy(tmp);
-        return;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, pr->s, OWHLOGNO(00533)
+                     "prune failed: %s", db->errmsg ? db->errmsg : "unknown error");
+        return next;
     }
     o = owh_json_pool_own(json_loads(PQgetvalue(res, 0, 0), 0, &jerr), tmp);
     if (o && json_is_true(json_object_get(o, "ran"))) {
@@ -65,11 +82,71 @@ static void prune(loop_t *L, apr_time_t now)
         int st = (int)json_integer_value(json_object_get(o, "states"));
         owh_metrics_pruned(dl, ev);
         if (dl || ev || st)
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, L->s, OWHLOGNO(00532)
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, pr->s, OWHLOGNO(00532)
                          "prune: %d deliveries, %d events, %d states beyond the retention", dl, ev, st);
-        if (json_is_true(json_object_get(o, "more"))) next_prune = now + PRUNE_PAUSE;
+        if (json_is_true(json_object_get(o, "more"))) next = PRUNE_PAUSE;
     }
-    apr_pool_destroy(tmp);
+    return next;
+}
+
+static void *APR_THREAD_FUNC prune_main(apr_thread_t *t, void *data)
+{
+    pruner_t *pr = data;
+    apr_pool_t *dbpool = NULL, *tmp;
+    owh_db_t *db = NULL;
+    apr_time_t next = 0;
+
+    while (!pr->stop) {
+        if (apr_time_now() < next) {
+            apr_sleep(apr_time_from_msec(50));
+            continue;
+        }
+        if (!db || !owh_store_usable(db)) {
+            if (dbpool) apr_pool_destroy(dbpool);
+            apr_pool_create(&dbpool, pr->pool);
+            if (owh_store_connect(&db, pr->sc->conninfo, pr->sc->connect_timeout, dbpool) != APR_SUCCESS) {
+                db = NULL;
+                next = apr_time_now() + apr_time_from_sec(5);   /* the loop logs the outage */
+                continue;
+            }
+        }
+        apr_pool_create(&tmp, pr->pool);
+        next = apr_time_now() + prune_once(pr, db, tmp);
+        apr_pool_destroy(tmp);
+    }
+    if (dbpool) apr_pool_destroy(dbpool);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void pruner_start(loop_t *L)
+{
+    apr_pool_t *p;
+    pruner_t *pr;
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) return;
+    apr_pool_tag(p, "owh_pruner");
+    pr = apr_pcalloc(p, sizeof(*pr));
+    pr->s = L->s;
+    pr->sc = L->sc;
+    pr->owner = apr_pstrdup(p, L->owner);
+    pr->pool = p;
+    if (apr_thread_create(&pr->thread, NULL, prune_main, pr, p) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00538)
+                     "cannot start the pruning thread; this dispatcher will not prune");
+        apr_pool_destroy(p);
+        return;
+    }
+    pruner = pr;
+}
+
+void owh_ops_stop(loop_t *L)
+{
+    apr_status_t rv;
+    if (!pruner) return;
+    pruner->stop = 1;
+    apr_thread_join(&rv, pruner->thread);
+    apr_pool_destroy(pruner->pool);
+    pruner = NULL;
 }
 
 /* ---- notices -------------------------------------------------------------- */
@@ -211,8 +288,11 @@ void owh_ops_tick(loop_t *L)
     apr_time_t now;
     if (!L->db) return;
     now = apr_time_now();
+    if (!pruner_tried) {                /* once the loop reached the database */
+        pruner_tried = 1;
+        pruner_start(L);
+    }
     if (now >= next_notices) notices(L, now);
-    if (L->db && now >= next_prune) prune(L, apr_time_now());
 }
 
 void owh_ops_after_complete(loop_t *L, const apr_array_header_t *results)

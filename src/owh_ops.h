@@ -10,6 +10,9 @@
 /* Once per loop turn; does its work only when it is due (cheap otherwise). */
 void owh_ops_tick(loop_t *L);
 
+/* Stops the pruning thread (at the end of the loop). */
+void owh_ops_stop(loop_t *L);
+
 /* After complete() recorded results (owh_result_t *): failed deliveries get
  * their warn line and fold into the operator's notice. */
 void owh_ops_after_complete(loop_t *L, const apr_array_header_t *results);
