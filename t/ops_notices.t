@@ -10,6 +10,7 @@ use lib 't/lib';
 use OWHDelivery;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(decode_base64 encode_base64);
+use JSON::PP ();
 
 my $secret = 'whsec_' . encode_base64('o' x 32, '');
 my $db = new_database();
@@ -60,10 +61,22 @@ is($rest->[0] + $ex[0]{json}{count}, $n, 'the rest wait in one folded notice');
 my $sent_at = q_at($db, q{SELECT extract(epoch FROM window_at) FROM octo_webhooks.notices WHERE webhook_id = $1 AND status = 'sent'}, $dead)->[0][0];
 ok(!$rest->[0] || $rest->[1] - $sent_at >= 59.9, 'due a minute after the one sent');
 
+# the auto-disable path (complete() calls deactivate() when every attempt failed
+# for OctoWebhooksDisableAfter) and a reseller's own PATCH active:false
+my $auto = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'order_update', url => $sink->url('/ok') })->{json}{id};
+my $mine = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'order_update', url => $sink->url('/ok2') })->{json}{id};
+is(api_at($h->base, 'PATCH', "/webhooks/$mine", token => $tok, json => { active => JSON::PP::false })->{code}, 200, 'a reseller deactivates its own webhook');
+q_at($db, q{SELECT octo_webhooks.deactivate(ARRAY[$1::uuid], 'every delivery attempt failed for 5 days')}, $auto);
+my $ad = wait_until(sub { my @r = grep { ($_->{json}{webhookId} // '') eq $auto } @{ $sink->requests('/operator') }; $r[0] }, 20);
+ok($ad && $ad->{json}{type} eq 'webhook.disabled' && $ad->{json}{reason} =~ /failed for 5 days/, 'auto-disable: a notice with its reason');
+sleep 1.5;
+ok(!(grep { ($_->{json}{webhookId} // '') eq $mine } @{ $sink->requests('/operator') }), 'none for the reseller\'s own deactivation');
+
 # warn lines
 my $log = $h->error_log;
-my @dis = $log =~ /^.*OWH00531: .*$/mg;
+my @dis = grep { /webhook $gone / } $log =~ /^.*OWH00531: .*$/mg;
 is(scalar @dis, 1, 'one warn line for the disable');
+is(scalar(() = $log =~ /OWH00531: .*webhook $auto .*failed for 5 days/g), 1, 'and one for the auto-disable');
 like($dis[0] // '', qr/\[octo_webhooks:warn\].*webhook $gone connection res-nt: .*410/, 'with the webhook, connection and reason');
 my @exl = $log =~ /^.*OWH00530: .*$/mg;
 is(scalar @exl, $n, 'one warn line per exhausted delivery');
