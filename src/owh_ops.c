@@ -84,8 +84,8 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
         if (dl || ev || st)
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, pr->s, OWHLOGNO(00532)
                          "prune: %d deliveries, %d events, %d states beyond the retention", dl, ev, st);
-        if (json_is_true(json_object_get(o, "more"))) next = PRUNE_PAUSE;
     }
+    if (o && json_is_true(json_object_get(o, "more"))) next = PRUNE_PAUSE;
     return next;
 }
 

@@ -32,8 +32,10 @@ my $n = 5;
 emit($db, 'availability_update', { id => "a-$_", productId => 'p', optionId => 'o' }) for 1 .. $n;
 
 # the 410: one disable notice, after one failed attempt at the operator's endpoint
-my $ops = $sink->wait_for(path => '/operator', count => 2, timeout => 30);
-my @disabled = grep { $_->{json}{type} eq 'webhook.disabled' } @$ops;
+my $disabled_of = sub { [ grep { $_->{json}{type} eq 'webhook.disabled' } @{ $sink->requests('/operator') } ] };
+wait_until(sub { @{ $disabled_of->() } >= 2 }, 30);
+my @disabled = @{ $disabled_of->() };
+my $ops;
 ok(@disabled >= 2, 'the disable notice was retried after the endpoint failed');
 is($disabled[0]{headers}{'webhook-id'}, $disabled[-1]{headers}{'webhook-id'}, 'with the same webhook-id');
 my $d = $disabled[-1];

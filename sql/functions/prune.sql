@@ -28,6 +28,8 @@ DECLARE
     v_n         int;
     v_states    int := 0;
     v_more      boolean := false;
+    v_tally_full boolean;
+    v_win       bigint;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('octo_webhooks.prune')) THEN
         RETURN jsonb_build_object('ran', false, 'why', 'locked');
@@ -35,11 +37,13 @@ BEGIN
     SELECT * INTO m FROM octo_webhooks.maintenance FOR UPDATE;
 
     -- Tally: events older than 5 s (an emit still uncommitted after that
-    -- is not counted), at most 10 batches' worth a round.
-    SELECT coalesce(max(id), m.tallied_to) INTO v_mark
-      FROM (SELECT id FROM octo_webhooks.events WHERE id > m.tallied_to ORDER BY id LIMIT p_batch * 10) x;
+    -- is not counted), at most 20 batches' worth a call; a full one asks to
+    -- be called again at once, so the tally outruns any emit rate.
+    SELECT coalesce(max(id), m.tallied_to), count(*) >= p_batch * 20 INTO v_win, v_tally_full
+      FROM (SELECT id FROM octo_webhooks.events WHERE id > m.tallied_to ORDER BY id LIMIT p_batch * 20) x;
     SELECT coalesce(max(id), m.tallied_to) INTO v_mark FROM octo_webhooks.events
-     WHERE id > m.tallied_to AND id <= v_mark AND created_at < clock_timestamp() - interval '5 seconds';
+     WHERE id > m.tallied_to AND id <= v_win AND created_at < clock_timestamp() - interval '5 seconds';
+    v_tally_full := v_tally_full AND v_mark = v_win;     -- more to count that is old enough
     INSERT INTO octo_webhooks.event_totals AS t (event_type, n)
     SELECT event_type, count(*) FROM octo_webhooks.events WHERE id > m.tallied_to AND id <= v_mark
      GROUP BY event_type
@@ -47,7 +51,7 @@ BEGIN
     m.tallied_to := v_mark;
     IF NOT m.prune_more AND m.pruned_at > clock_timestamp() - p_every THEN
         UPDATE octo_webhooks.maintenance SET tallied_to = m.tallied_to;
-        RETURN jsonb_build_object('ran', false, 'why', 'recent');
+        RETURN jsonb_build_object('ran', false, 'why', 'recent', 'more', v_tally_full);
     END IF;
 
     -- Ended deliveries beyond the retention, oldest first.
@@ -111,7 +115,7 @@ BEGIN
     INSERT INTO octo_webhooks.prune_log (owner, started_at, finished_at, deliveries, events, states)
          VALUES (p_owner, v_started, clock_timestamp(), v_dl, v_events, v_states);
     RETURN jsonb_build_object('ran', true, 'deliveries', v_dl, 'events', v_events, 'states', v_states,
-                              'more', v_more);
+                              'more', v_more OR v_tally_full);
 END $$;
 REVOKE ALL ON FUNCTION octo_webhooks.prune(interval, interval, int, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION octo_webhooks.prune(interval, interval, int, text) TO octo_webhooks_runtime;  -- the dispatcher (pruning thread)
