@@ -7,7 +7,8 @@
  * deletes only when the last round is min(60 s, retention / 2) old, so
  * across all hosts one batch runs at a time, about once per period. A batch
  * touches at most PRUNE_BATCH rows of each kind; a full one is followed by
- * the next after PRUNE_PAUSE.
+ * the next after twice its own duration (at least PRUNE_PAUSE), so a
+ * backlog goes at about a third of one connection's time.
  *
  * Notices: a round a second reads new disable notices (one warn line each,
  * by whichever dispatcher takes it) and, with OctoWebhooksOperatorWebhook,
@@ -65,6 +66,7 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
     const char *args[] = { owh_store_interval(pr->sc->retention, tmp), owh_store_interval(every, tmp),
                            apr_itoa(tmp, PRUNE_BATCH), pr->owner };
     apr_interval_time_t next = every < TALLY_EVERY ? every : TALLY_EVERY;
+    apr_time_t started = apr_time_now();
     PGresult *res;
     json_t *o;
     json_error_t jerr;
@@ -85,7 +87,12 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, pr->s, OWHLOGNO(00532)
                          "prune: %d deliveries, %d events, %d states beyond the retention", dl, ev, st);
     }
-    if (o && json_is_true(json_object_get(o, "more"))) next = PRUNE_PAUSE;
+    /* A backlog is worked off at a pace that leaves PostgreSQL to the
+     * deliveries: at most a third of this connection's time. */
+    if (o && json_is_true(json_object_get(o, "more"))) {
+        next = 2 * (apr_time_now() - started);
+        if (next < PRUNE_PAUSE) next = PRUNE_PAUSE;
+    }
     return next;
 }
 
