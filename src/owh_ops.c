@@ -191,6 +191,8 @@ static void notice_record(loop_t *L, notice_t *n, const char *status, apr_interv
     apr_pool_t *tmp;
     const char *args[5];
     if (!L->db) return;                 /* the lease runs out and it is sent again */
+    owh_dispatcher_db_idle(L);          /* a round trip may be in flight on the connection */
+    if (!L->db) return;
     tmp = owh_dsp_pool(L->pool, "owh_ops_notice");
     args[0] = n->id;
     args[1] = n->claim;

@@ -20,10 +20,10 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
 my $sink = start_sink();
 $sink->behave('/ok', codes => [200]);
 $sink->behave('/bad', codes => [500]);
-my $tok = dtoken($db, 'res-mx', 'octo:read.webhooks', 'octo:write.webhooks');
-my $ok = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url('/ok') })->{json}{id};
-my $bad = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'product_update', url => $sink->url('/bad') })->{json}{id};
-my $off = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'order_update', url => $sink->url('/ok'), active => JSON::PP::false })->{json}{id};
+my $tok = token('res-mx', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $ok = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'booking_update', url => $sink->url('/ok') })->{json}{id};
+my $bad = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'product_update', url => $sink->url('/bad') })->{json}{id};
+my $off = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'order_update', url => $sink->url('/ok'), active => JSON::PP::false })->{json}{id};
 
 sub parse {
     my ($text) = @_;
@@ -74,8 +74,8 @@ is(value($m, 'octo_webhooks_oldest_due_seconds'), 0, 'oldest due: 0 when none is
 # due work nobody takes: an API-only host on a database of its own
 my $db2 = new_database();
 my $api = start_httpd(conninfo => $db2, directives => 'OctoWebhooksDispatcher Off');
-my $tok2 = dtoken($db2, 'res-mx', 'octo:read.webhooks', 'octo:write.webhooks');
-api_at($api->base, 'POST', '/webhooks', token => $tok2, json => { event => 'booking_update', url => $sink->url('/ok') });
+my $tok2 = token('res-mx', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db2);
+api('POST', '/webhooks', base => $api->base, token => $tok2, json => { event => 'booking_update', url => $sink->url('/ok') });
 emit($db2, 'booking_update', { uuid => "due-$_" }, 'res-mx') for 1 .. 3;
 q_at($db2, q{UPDATE octo_webhooks.deliveries SET next_attempt_at = now() - interval '42 seconds' WHERE object_key = 'due-1'});
 my $m2 = parse($api->metrics);
@@ -110,10 +110,10 @@ ok(wait_until(sub { my $x = parse($h->metrics); value($x, 'octo_webhooks_dispatc
 ok(!(grep { $_ == $victim } $h->dispatcher_pids), 'the killed one is no longer listed');
 
 # mod_status
-my $auto = api_at("http://127.0.0.1:$h->{port}", 'GET', '/server-status?auto')->{body};
+my $auto = api('GET', '/server-status?auto', base => "http://127.0.0.1:$h->{port}")->{body};
 like($auto, qr/^OctoWebhooksDispatchers: 2$/m, 'mod_status ?auto has the dispatchers');
 like($auto, qr/^OctoWebhooksPending: \d+$/m, 'and the queue');
-like(api_at("http://127.0.0.1:$h->{port}", 'GET', '/server-status')->{body}, qr/<h2>octo webhooks<\/h2>/, 'HTML section');
+like(api('GET', '/server-status', base => "http://127.0.0.1:$h->{port}")->{body}, qr/<h2>octo webhooks<\/h2>/, 'HTML section');
 
 # scrape cost here (the 1,000,000-row figure is bench/scrape)
 my $t0 = Time::HiRes::time();

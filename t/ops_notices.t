@@ -22,10 +22,10 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
 $sink->behave('/operator', codes => [503, 200]);
 $sink->behave('/gone', codes => [410]);
 $sink->behave('/dead', codes => [500]);
-my $tok = dtoken($db, 'res-nt', 'octo:read.webhooks', 'octo:write.webhooks');
-my $gone = api_at($h->base, 'POST', '/webhooks', token => $tok,
+my $tok = token('res-nt', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+my $gone = api('POST', '/webhooks', base => $h->base, token => $tok,
                   json => { event => 'product_update', url => 'http://user:pw-secret@127.0.0.1:' . $sink->{port} . '/gone' })->{json}{id};
-my $dead = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'availability_update', url => $sink->url('/dead') })->{json}{id};
+my $dead = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'availability_update', url => $sink->url('/dead') })->{json}{id};
 
 emit($db, 'product_update', { id => 'p-nt' });
 my $n = 5;
@@ -65,9 +65,9 @@ ok(!$rest->[0] || $rest->[1] - $sent_at >= 59.9, 'due a minute after the one sen
 
 # the auto-disable path (complete() calls deactivate() when every attempt failed
 # for OctoWebhooksDisableAfter) and a reseller's own PATCH active:false
-my $auto = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'order_update', url => $sink->url('/ok') })->{json}{id};
-my $mine = api_at($h->base, 'POST', '/webhooks', token => $tok, json => { event => 'order_update', url => $sink->url('/ok2') })->{json}{id};
-is(api_at($h->base, 'PATCH', "/webhooks/$mine", token => $tok, json => { active => JSON::PP::false })->{code}, 200, 'a reseller deactivates its own webhook');
+my $auto = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'order_update', url => $sink->url('/ok') })->{json}{id};
+my $mine = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'order_update', url => $sink->url('/ok2') })->{json}{id};
+is(api('PATCH', "/webhooks/$mine", base => $h->base, token => $tok, json => { active => JSON::PP::false })->{code}, 200, 'a reseller deactivates its own webhook');
 q_at($db, q{SELECT octo_webhooks.deactivate(ARRAY[$1::uuid], 'every delivery attempt failed for 5 days')}, $auto);
 my $ad = wait_until(sub { my @r = grep { ($_->{json}{webhookId} // '') eq $auto } @{ $sink->requests('/operator') }; $r[0] }, 20);
 ok($ad && $ad->{json}{type} eq 'webhook.disabled' && $ad->{json}{reason} =~ /failed for 5 days/, 'auto-disable: a notice with its reason');

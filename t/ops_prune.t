@@ -18,9 +18,9 @@ my $h2 = start_httpd(conninfo => $db, directives => $dir);
 my $sink = start_sink();
 $sink->behave('/ok', codes => [200]);
 $sink->behave('/bad', codes => [500]);
-my $tok = dtoken($db, 'res-pr', 'octo:read.webhooks', 'octo:write.webhooks');
-api_at($h1->base, 'POST', '/webhooks', token => $tok, json => { event => 'booking_update', url => $sink->url('/ok') });
-my $bad = api_at($h1->base, 'POST', '/webhooks', token => $tok, json => { event => 'product_update', url => $sink->url('/bad') })->{json}{id};
+my $tok = token('res-pr', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
+api('POST', '/webhooks', base => $h1->base, token => $tok, json => { event => 'booking_update', url => $sink->url('/ok') });
+my $bad = api('POST', '/webhooks', base => $h1->base, token => $tok, json => { event => 'product_update', url => $sink->url('/bad') })->{json}{id};
 sub n { q_at($db, $_[0])->[0][0] }
 
 my $n = 1200;      # more than one batch (500)
