@@ -74,7 +74,7 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
 
     if (owh_store_query(&res, db, tmp, "SELECT octo_webhooks.prune($1::interval, $2::interval, $3::int, $4)",
                         4, args) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, pr->s, OWHLOGNO(00533)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, pr->s, OWHLOGNO(00543)
                      "prune failed: %s", db->errmsg ? db->errmsg : "unknown error");
         return next;
     }
@@ -85,7 +85,7 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
         int st = (int)json_integer_value(json_object_get(o, "states"));
         owh_metrics_pruned(dl, ev);
         if (dl || ev || st)
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, pr->s, OWHLOGNO(00532)
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, pr->s, OWHLOGNO(00542)
                          "prune: %d deliveries, %d events, %d states beyond the retention", dl, ev, st);
     }
     /* A backlog is worked off at a pace that leaves PostgreSQL to the
@@ -141,7 +141,7 @@ static void pruner_start(loop_t *L)
     pr->owner = apr_pstrdup(p, L->owner);
     pr->pool = p;
     if (apr_thread_create(&pr->thread, NULL, prune_main, pr, p) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00538)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00548)
                      "cannot start the pruning thread; this dispatcher will not prune");
         apr_pool_destroy(p);
         return;
@@ -205,7 +205,7 @@ static void notice_record(loop_t *L, notice_t *n, const char *status, apr_interv
     if (owh_store_query(NULL, L->db, tmp,
             "SELECT octo_webhooks.notice_done($1::bigint, $2::uuid, $3, $4::interval, $5)", 5, args)
         != APR_SUCCESS)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00534)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00544)
                      "notice %s: recording its attempt failed: %s", n->id,
                      L->db->errmsg ? L->db->errmsg : "unknown error");
     apr_pool_destroy(tmp);
@@ -225,7 +225,7 @@ static void notice_on_done(void *ctx, void *baton, const owh_transfer_result_t *
     {
         const char *why = res->error ? res->error : apr_psprintf(n->pool, "HTTP %d", res->status_code);
         int more = delays && n->attempts < delays->nelts;
-        ap_log_error(APLOG_MARK, more ? APLOG_INFO : APLOG_WARNING, 0, L->s, OWHLOGNO(00535)
+        ap_log_error(APLOG_MARK, more ? APLOG_INFO : APLOG_WARNING, 0, L->s, OWHLOGNO(00545)
                      "operator notice %s (%s, webhook %s) attempt %d failed: %s%s", n->id, n->type,
                      n->webhook, n->attempts + 1, why, more ? "; will retry" : "; giving up");
         notice_record(L, n, more ? "pending" : "failed",
@@ -278,7 +278,7 @@ static void notices(loop_t *L, apr_time_t now)
     next_notices = now + NOTICE_EVERY;
     if (owh_store_query(&res, L->db, tmp, "SELECT * FROM octo_webhooks.notices_take($1::boolean, $2::int, $3::interval)",
                         3, args) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00536)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00546)
                      "reading notices failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
         apr_pool_destroy(tmp);
         return;
@@ -286,7 +286,7 @@ static void notices(loop_t *L, apr_time_t now)
     for (i = 0; i < PQntuples(res); ++i) {
         if (!strcmp(PQgetvalue(res, i, 10), "t")) {
             if (!strcmp(PQgetvalue(res, i, 2), "webhook.disabled"))
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00531)
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00541)
                              "webhook disabled: webhook %s connection %s: %s", PQgetvalue(res, i, 3),
                              PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
         }
@@ -329,13 +329,13 @@ void owh_ops_after_complete(loop_t *L, const apr_array_header_t *results)
     arg = owh_json_dump(arr, &len, tmp);
     if (owh_store_query(&res, L->db, tmp, "SELECT * FROM octo_webhooks.note_exhausted($1::jsonb)", 1, &arg)
         != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00537)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00547)
                      "noting exhausted deliveries failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
         apr_pool_destroy(tmp);
         return;
     }
     for (i = 0; i < PQntuples(res); ++i)
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00530)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00540)
                      "delivery exhausted: webhook %s connection %s delivery %s: %s", PQgetvalue(res, i, 0),
                      PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
     apr_pool_destroy(tmp);

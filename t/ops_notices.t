@@ -76,11 +76,11 @@ ok(!(grep { ($_->{json}{webhookId} // '') eq $mine } @{ $sink->requests('/operat
 
 # warn lines
 my $log = $h->error_log;
-my @dis = grep { /webhook $gone / } $log =~ /^.*OWH00531: .*$/mg;
+my @dis = grep { /webhook $gone / } $log =~ /^.*OWH00541: .*$/mg;
 is(scalar @dis, 1, 'one warn line for the disable');
-is(scalar(() = $log =~ /OWH00531: .*webhook $auto .*failed for 5 days/g), 1, 'and one for the auto-disable');
+is(scalar(() = $log =~ /OWH00541: .*webhook $auto .*failed for 5 days/g), 1, 'and one for the auto-disable');
 like($dis[0] // '', qr/\[octo_webhooks:warn\].*webhook $gone connection res-nt: .*410/, 'with the webhook, connection and reason');
-my @exl = $log =~ /^.*OWH00530: .*$/mg;
+my @exl = $log =~ /^.*OWH00540: .*$/mg;
 is(scalar @exl, $n, 'one warn line per exhausted delivery');
 like($exl[0] // '', qr/\[octo_webhooks:warn\].*webhook $dead connection res-nt delivery [0-9a-f-]{36}: HTTP 500/, 'with ids, connection and reason');
 unlike(join("\n", @dis, @exl), qr/pw-secret|whsec_|127\.0\.0\.1:\d+/, 'no URL, credentials or secret in them');

@@ -83,7 +83,7 @@ my $gone = api('POST', '/webhooks', base => $h->base, token => $tok, json => { e
 is(try_sql($em_db, q{SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}')}), '', 'emitter: another event');
 ok(wait_until(sub { q_at($db, 'SELECT NOT active FROM octo_webhooks.webhooks WHERE id = $1', $gone)->[0][0] eq 't' }, 20),
    'runtime: a 410 deactivates the webhook');
-ok(wait_until(sub { $h->error_log =~ /OWH00531: webhook disabled: webhook $gone/ }, 10),
+ok(wait_until(sub { $h->error_log =~ /OWH00541: webhook disabled: webhook $gone/ }, 10),
    'runtime: its disable notice was written (trigger) and logged');
 ok(wait_until(sub { q_at($db, 'SELECT count(*) FROM octo_webhooks.prune_log')->[0][0] > 0 }, 20), 'runtime: prune() ran');
 my $st = $h->status;
