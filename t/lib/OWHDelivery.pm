@@ -119,13 +119,13 @@ sub dispatcher_pids {
 # GET /octo-status (JSON) and /octo-metrics (text) of this httpd.
 sub status {
     my ($self) = @_;
-    my $r = OWHTest::api('GET', '/octo-status', base => "http://127.0.0.1:$self->{port}");
+    my $r = OWHTest::api('GET', '/octo-status', base => "http://127.0.0.1:$self->{port}", openapi => 0);
     return $r->{code} == 200 ? $r->{json} : undef;
 }
 
 sub metrics {
     my ($self) = @_;
-    my $r = OWHTest::api('GET', '/octo-metrics', base => "http://127.0.0.1:$self->{port}");
+    my $r = OWHTest::api('GET', '/octo-metrics', base => "http://127.0.0.1:$self->{port}", openapi => 0);
     return $r->{code} == 200 ? $r->{body} : undef;
 }
 
