@@ -7,7 +7,9 @@
  *                 the module must not use, and spawns the dispatcher
  *                 process(es) (src/owh_dispatcher.c)
  *   child_init    makes each child's connection pools (one per database)
- *   handler       SetHandler octo-webhooks -> owh_handler_handle
+ *   handler       SetHandler octo-webhooks -> owh_handler_handle;
+ *                 octo-webhooks-metrics, octo-webhooks-status -> owh_status_handle
+ *   status_hook   a section in mod_status (ExtendedStatus On)
  * Everything else lives in src/. */
 #include <apr_strings.h>
 #include <httpd.h>
@@ -24,6 +26,9 @@
 #include "owh_log.h"
 #include "owh_log_httpd.h"
 #include "owh_registry.h"
+#include "owh_metrics.h"
+#include "owh_status.h"
+#include <mod_status.h>
 
 module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 
@@ -57,6 +62,11 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     /* httpd runs the config twice at startup; connect only on the real pass. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) return OK;
     owh_log_httpd_install(s);
+    /* before any fork: dispatchers and children inherit the counters */
+    if (owh_metrics_init(s->process->pool) != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, OWHLOGNO(00005)
+                     "cannot create the shared counters; /metrics will lack the host's figures");
+
     for (i = 0; dbs && i < dbs->nelts; ++i) {
         owh_registry_entry_t *e = APR_ARRAY_IDX(dbs, i, owh_registry_entry_t *);
         owh_db_t *db = NULL;
@@ -103,6 +113,7 @@ static void owh_child_init(apr_pool_t *pchild, server_rec *s)
         params.check_only = !e->sc->migrate;
         params.log = owh_store_log;
         params.log_baton = e->s;
+        params.acquired = owh_metrics_pool;
         e->store = NULL;
         if ((rv = owh_store_create(&e->store, &params, pchild)) != APR_SUCCESS)
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, e->s, OWHLOGNO(00004)
@@ -121,6 +132,8 @@ static void owh_register_hooks(apr_pool_t *p)
     ap_hook_post_config(owh_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(owh_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(owh_handler_handle, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(owh_status_handle, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, owh_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(octo_webhooks) = {

@@ -14,6 +14,7 @@
 #include "owh_netguard.h"
 #include "owh_webhook.h"
 #include "owh_log.h"
+#include "owh_sign.h"
 
 APLOG_USE_MODULE(octo_webhooks);
 extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
@@ -47,6 +48,7 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_DISPATCHERS         1
 #define DEF_MAX_WEBHOOKS        100
 #define DEF_TRIGGER_RATE        10
+#define DEF_RETENTION           apr_time_from_sec(30 * 86400)
 
 #define UNSET_TIME ((apr_interval_time_t)-1)
 #define UNSET_SIZE ((apr_size_t)-1)
@@ -261,6 +263,27 @@ static const char *set_supplier_api_token(cmd_parms *cmd, void *d, const char *a
     return NULL;
 }
 
+static const char *set_retention(cmd_parms *cmd, void *d, const char *arg)
+{ return time_arg(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(3650 * 86400), &SRV(cmd)->retention); }
+
+static const char *set_operator_webhook(cmd_parms *cmd, void *d, const char *arg)
+{
+    const char *err = NULL;
+    if (owh_url_check(arg, &err, cmd->pool) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "OctoWebhooksOperatorWebhook: %s", err);
+    SRV(cmd)->operator_url = arg;
+    return NULL;
+}
+
+static const char *set_operator_secret(cmd_parms *cmd, void *d, const char *arg)
+{
+    const char *err = NULL;
+    if (owh_sign_secret_check(arg, &err) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "OctoWebhooksOperatorSecret: %s", err);
+    SRV(cmd)->operator_secret = arg;
+    return NULL;
+}
+
 static const char *set_allow_network(cmd_parms *cmd, void *d, const char *arg)
 {
     owh_srv_conf_t *sc = SRV(cmd);
@@ -375,6 +398,12 @@ const command_rec owh_config_cmds[] = {
     AP_INIT_TAKE1("OctoWebhooksTriggerRate", set_trigger_rate, NULL, RSRC_CONF,
         "test notifications POST /webhooks/{id}/trigger may queue per webhook per minute, all hosts "
         "together (0-100000, default 10; 0: no cap); beyond it 429 with Retry-After"),
+    AP_INIT_TAKE1("OctoWebhooksRetention", set_retention, NULL, RSRC_CONF,
+                  "how long ended deliveries, their attempts and events are kept (default 30d)"),
+    AP_INIT_TAKE1("OctoWebhooksOperatorWebhook", set_operator_webhook, NULL, RSRC_CONF,
+                  "the supplier's own URL receiving webhook.disabled and delivery.exhausted notices"),
+    AP_INIT_TAKE1("OctoWebhooksOperatorSecret", set_operator_secret, NULL, RSRC_CONF,
+                  "whsec_ secret signing the operator notices (Standard Webhooks)"),
     AP_INIT_TAKE1("OctoWebhooksSupplierId", set_supplier, "id", RSRC_CONF,
         "the payload's supplier.id"),
     AP_INIT_TAKE1("OctoWebhooksSupplierName", set_supplier, "name", RSRC_CONF,
@@ -406,6 +435,8 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->resolve = OWH_UNSET_INT;
     c->supplier_api = c->supplier_api_token = NULL;
     c->max_webhooks = c->trigger_rate = OWH_UNSET_INT;
+    c->retention = UNSET_TIME;
+    c->operator_url = c->operator_secret = NULL;
     c->s = s;
     return c;
 }
@@ -454,6 +485,9 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(supplier_api_token);
     MERGE_INT(max_webhooks);
     MERGE_INT(trigger_rate);
+    MERGE_TIME(retention);
+    MERGE_PTR(operator_url);
+    MERGE_PTR(operator_secret);
     c->store = NULL;                    /* runtime: made per child */
     c->handler_locations = NULL;        /* runtime: found after the merge */
     c->s = add->s;
@@ -514,9 +548,10 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->secret_grace == UNSET_TIME) c->secret_grace = DEF_SECRET_GRACE;
     if (c->max_payload == UNSET_SIZE) c->max_payload = DEF_MAX_PAYLOAD;
     if (c->resolve == OWH_UNSET_INT) c->resolve = DEF_RESOLVE;
-    /* supplier_api, supplier_api_token: default NULL (none) */
     if (c->max_webhooks == OWH_UNSET_INT) c->max_webhooks = DEF_MAX_WEBHOOKS;
     if (c->trigger_rate == OWH_UNSET_INT) c->trigger_rate = DEF_TRIGGER_RATE;
+    if (c->retention == UNSET_TIME) c->retention = DEF_RETENTION;
+    /* supplier_api, supplier_api_token, operator_url, operator_secret: default NULL (none) */
 
     if (c->pool_keep > c->pool_max) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, OWHLOGNO(00101)

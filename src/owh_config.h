@@ -57,6 +57,11 @@ typedef struct owh_srv_conf_t {
     int max_webhooks;                   /* webhooks + subscriptions per connection */
     int trigger_rate;                   /* test notifications per webhook per minute; 0 = no cap */
 
+    /* Operations (owh_ops.c, owh_metrics.c) */
+    apr_interval_time_t retention;      /* ended deliveries and their events kept this long */
+    const char *operator_url;           /* the supplier's own endpoint for notices, or NULL */
+    const char *operator_secret;        /* whsec_...: signs notices, or NULL */
+
     /* runtime, not configuration */
     apr_array_header_t *handler_locations; /* const char *: the <Location>s with
                                          * SetHandler octo-webhooks that apply here */

@@ -22,6 +22,8 @@
 #include "owh_dispatch.h"
 #include "owh_json.h"
 #include "owh_log_httpd.h"
+#include "owh_ops.h"
+#include "owh_metrics.h"
 
 #define OWH_USER_AGENT "mod_octo_webhooks/" OWH_VERSION
 #define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
@@ -268,6 +270,7 @@ static int cycle_collect(loop_t *L, int block)
         apr_pool_destroy(tmp);
         return 1;
     }
+    owh_ops_after_complete(L, L->cycle_results);   /* warn lines and notices of failed ones */
     if (L->cycle_claims) {
         L->held = info.held;
         L->more = jobs->nelts == L->cycle_limit;
@@ -279,6 +282,7 @@ static int cycle_collect(loop_t *L, int block)
         L->freed = 0;
     }
     start_claimed(L, jobs, tmp);
+    if (L->cycle_claims) owh_metrics_claimed(jobs->nelts, L->claimed);
     apr_pool_destroy(L->cyclepool);     /* the jobs were copied by prepare */
     L->cyclepool = NULL;
     apr_pool_destroy(tmp);
@@ -342,6 +346,8 @@ static int dispatch_loop(loop_t *L)
         /* A NOTIFY that arrived with a statement's result (complete()
          * unparking an object's next delivery) sits in libpq, not the socket. */
         drain_notifications(L, &wake);
+        /* pruning, notices: when due, between round trips */
+        if (!stop_requested && L->db && !L->cycle) owh_ops_tick(L);
         free_slots = L->sc->max_concurrency - L->claimed;
         want_claim = !stop_requested && free_slots > 0
                      && (wake || L->more || now >= L->next_poll || (L->held && L->freed));
@@ -485,6 +491,7 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
                      deathsig);
     }
     dispatch_loop(&L);
+    owh_ops_stop(&L);
     hand_back(&L);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00508)
                  "dispatcher %s stopped", L.owner);

@@ -12,6 +12,7 @@
 #include "owh_dispatch.h"
 #include "owh_sign.h"
 #include "owh_json.h"
+#include "owh_metrics.h"
 
 /* Views outlive a batch (an event's deliveries may be claimed in several);
  * the cache starts over when it grows past this many events or this much
@@ -85,6 +86,17 @@ int *owh_jobs_host_count(loop_t *L, const char *host)
     return n;
 }
 
+/* What an attempt was, for octo_webhooks_attempts_total. */
+static owh_attempt_kind_e attempt_kind(const job_t *j, int code, const char *error,
+                                       const owh_transfer_result_t *res)
+{
+    if (code >= 200 && code <= 299) return OWH_ATTEMPT_SUCCESS;
+    if (code > 0) return OWH_ATTEMPT_HTTP_ERROR;
+    if (!j->wh || j->unsendable) return OWH_ATTEMPT_REFUSED;
+    if (res && error && !strncmp(error, "refused by the SSRF guard", 25)) return OWH_ATTEMPT_REFUSED;
+    return OWH_ATTEMPT_TRANSPORT_ERROR;
+}
+
 void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh_transfer_result_t *res,
                      apr_time_t started, int latency_ms)
 {
@@ -115,6 +127,8 @@ void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh
                  r->latency_ms, r->outcome == OWH_OUTCOME_SUCCEEDED ? "succeeded"
                  : r->outcome == OWH_OUTCOME_FAILED ? "failed" : "retry",
                  r->error ? ", " : "", r->error ? r->error : "");
+    owh_metrics_attempt(attempt_kind(j, code, error, res), res != NULL, apr_time_from_msec(latency_ms));
+    owh_metrics_inflight(L->claimed);
     APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
     L->freed = 1;
 }

@@ -48,6 +48,9 @@ static const struct { const char *directive; size_t off; kind_e kind; } shared[]
     F("OctoWebhooksResolve", resolve, K_INT),
     F("OctoWebhooksSupplierApi", supplier_api, K_STR),
     F("OctoWebhooksSupplierApiToken", supplier_api_token, K_STR),
+    F("OctoWebhooksRetention", retention, K_TIME),
+    F("OctoWebhooksOperatorWebhook", operator_url, K_STR),
+    F("OctoWebhooksOperatorSecret", operator_secret, K_STR),
 #undef F
 };
 

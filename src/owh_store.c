@@ -175,7 +175,9 @@ apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owne
 {
     void *res = NULL;
     owh_db_t *db;
+    int waits = st->reslist && (int)apr_reslist_acquired_count(st->reslist) >= st->params.max;
     apr_status_t rv = st->reslist ? apr_reslist_acquire(st->reslist, &res) : APR_EINVAL;
+    if (st->params.acquired) st->params.acquired(waits, APR_STATUS_IS_TIMEUP(rv));
     if (rv != APR_SUCCESS) {
         /* constructor failures (database down) and waits that timed out */
         return OWH_STORE_EUNAVAIL;

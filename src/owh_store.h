@@ -49,6 +49,9 @@ typedef struct owh_store_params_t {
     int check_only;                 /* OctoWebhooksMigrate Off: check the schema, never change it */
     owh_store_log_fn *log;          /* optional; glue passes ap_log_error */
     void *log_baton;
+    /* optional: told of every acquire, whether it found the pool exhausted
+     * and whether it then timed out (the API's pool waits in /metrics) */
+    void (*acquired)(int waited, int timed_out);
 } owh_store_params_t;
 
 apr_status_t owh_store_create(owh_store_t **pstore, const owh_store_params_t *params, apr_pool_t *p);

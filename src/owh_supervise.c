@@ -17,6 +17,7 @@
 #include "owh_dispatcher.h"
 #include "owh_dispatch.h"
 #include "owh_registry.h"
+#include "owh_metrics.h"
 
 /* ---- the parent's side --------------------------------------------------- */
 typedef struct dispatcher_t {
@@ -28,6 +29,7 @@ typedef struct dispatcher_t {
     int quick_deaths;           /* consecutive deaths soon after start */
     int registered;             /* an other-child record exists: APR's
                                  * unregister crashes on a missing one */
+    int slot;                   /* its owh_metrics slot, -1: none */
 } dispatcher_t;
 
 static apr_status_t spawn(dispatcher_t *dp);
@@ -44,6 +46,7 @@ static void maintenance(int reason, void *data, apr_wait_t status)
             apr_proc_other_child_unregister(dp);
         }
         dp->proc = NULL;
+        owh_metrics_slot_ended(dp->slot, 0);
         if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS
             && mpm_state == AP_MPMQ_STOPPING)
             break;
@@ -59,6 +62,7 @@ static void maintenance(int reason, void *data, apr_wait_t status)
                          ? dp->quick_deaths + 1 : 0;
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dp->s, OWHLOGNO(00501)
                      "dispatcher exited (status %d); restarting", status);
+        owh_metrics_slot_ended(dp->slot, 1);
         spawn(dp);
         break;
     case APR_OC_REASON_UNREGISTER:
@@ -89,6 +93,7 @@ static apr_status_t kill_dispatchers(void *data)
     apr_exit_why_e why;
     for (i = 0; i < g->n; ++i) {
         dispatcher_t *dp = g->members[i];
+        owh_metrics_slot_free(dp->slot);
         if (!dp->proc) continue;
         if (dp->registered) {
             dp->registered = 0;
@@ -122,6 +127,7 @@ static apr_status_t spawn(dispatcher_t *dp)
     if (dp->quick_deaths)   /* 1, 2, 4 ... 30 s: a broken setup must not spin */
         delay = apr_time_from_sec(dp->quick_deaths > 5 ? 30 : 1 << (dp->quick_deaths - 1));
     dp->started = apr_time_now() + delay;
+    owh_metrics_self = dp->slot;        /* the child's slot, inherited by the fork */
     rv = apr_proc_fork(proc, dp->pconf);
     if (rv == APR_INCHILD) {
         /* _exit: the parent's pool cleanups and atexit handlers are not ours to run */
@@ -132,6 +138,7 @@ static apr_status_t spawn(dispatcher_t *dp)
         return rv;
     }
     dp->proc = proc;
+    owh_metrics_slot_started(dp->slot, (apr_uint32_t)proc->pid);
     apr_proc_other_child_register(proc, maintenance, dp, NULL, dp->pconf);
     dp->registered = 1;
     return APR_SUCCESS;
@@ -157,6 +164,7 @@ apr_status_t owh_dispatcher_spawn_all(apr_pool_t *pconf, server_rec *s)
             dp->s = e->s;
             dp->sc = e->sc;
             dp->pconf = pconf;
+            dp->slot = owh_metrics_slot_take(e->s->server_hostname);
             spawn(dp);
         }
     }

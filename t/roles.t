@@ -83,8 +83,16 @@ my $gone = api('POST', '/webhooks', base => $h->base, token => $tok, json => { e
 is(try_sql($em_db, q{SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}')}), '', 'emitter: another event');
 ok(wait_until(sub { q_at($db, 'SELECT NOT active FROM octo_webhooks.webhooks WHERE id = $1', $gone)->[0][0] eq 't' }, 20),
    'runtime: a 410 deactivates the webhook');
+ok(wait_until(sub { $h->error_log =~ /OWH00541: webhook disabled: webhook $gone/ }, 10),
+   'runtime: its disable notice was written (trigger) and logged');
+ok(wait_until(sub { q_at($db, 'SELECT count(*) FROM octo_webhooks.prune_log')->[0][0] > 0 }, 20), 'runtime: prune() ran');
+my $st = $h->status;
+ok($st && $st->{databaseUp} && defined $st->{queue}{deliveries}{succeeded}, 'runtime: stats() for /octo-status');
 is(api('DELETE', "/webhooks/$id", base => $h->base, token => $tok)->{code}, 200, 'runtime: delete');
 unlike($h->error_log, qr/permission denied/, 'no permission error anywhere in the log');
+for my $t (qw(deliveries events attempts object_states notices maintenance)) {
+    like(try_sql($rt_db, "DELETE FROM octo_webhooks.$t"), $denied, "runtime cannot delete from $t (only prune() does)");
+}
 $h->stop;
 
 # ---- the runtime role changes no schema -------------------------------------------

@@ -26,6 +26,8 @@ my $MODS = '/usr/lib/apache2/modules';
 #   dispatcher  false: OctoWebhooksDispatcher Off (default on)
 #   directives  more lines, a string or an array ref, written after the above
 #   location    the handler's <Location> ('/octo'; undef or '': none)
+#   ops         the operations handlers at /octo-metrics and /octo-status:
+#               'all' (no access rule) or 'local' (loopback only, mod_authz_host)
 #   comment     a first line saying who generated it
 sub httpd_conf {
     my (%o) = @_;
@@ -42,7 +44,8 @@ sub httpd_conf {
         qq{PidFile "$run/httpd.pid"}, qq{DefaultRuntimeDir "$run"}, "Mutex file:$run default",
         'ErrorLog "' . ($o{error_log} // "$run/error.log") . '"',
         'LogLevel ' . ($o{log_level} // 'warn octo_webhooks:info'),
-        map({ "LoadModule ${_}_module $MODS/mod_$_.so" } 'mpm_event', 'authz_core', @{ $o{modules} || [] }),
+        map({ "LoadModule ${_}_module $MODS/mod_$_.so" } 'mpm_event', 'authz_core',
+            (($o{ops} // '') eq 'local' ? 'authz_host' : ()), @{ $o{modules} || [] }),
         qq{LoadModule octo_webhooks_module "$module"},
         (defined $o{user} ? "User $o{user}" : ()), (defined $o{group} ? "Group $o{group}" : ()),
         (defined $o{database} ? qq{OctoWebhooksDatabase "$o{database}"} : ()),
@@ -51,6 +54,10 @@ sub httpd_conf {
         (ref $extra ? @$extra : split /\n/, $extra),
         (defined $location && length $location
             ? ("<Location $location>", '    SetHandler octo-webhooks', '</Location>') : ()),
+        (map { my ($path, $handler) = @$_;
+               ("<Location $path>", "    SetHandler $handler",
+                (($o{ops} // '') eq 'local' ? '    Require ip 127.0.0.1 ::1' : ()), '</Location>') }
+         $o{ops} ? (['/octo-metrics', 'octo-webhooks-metrics'], ['/octo-status', 'octo-webhooks-status']) : ()),
     );
     return join("\n", @lines, '');
 }

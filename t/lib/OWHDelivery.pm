@@ -73,6 +73,7 @@ sub new {
                        dispatcher => ($opt{directives} // '') !~ /^\s*OctoWebhooksDispatcher\s+Off/mi, %opt }, $class;
     OWHConf::write_httpd_conf("$dir/httpd.conf", root => $dir, port => $port, database => $opt{conninfo},
         ($opt{guarded} ? () : (allow => '127.0.0.0/8 ::1')), (exists $opt{dispatcher} ? (dispatcher => $opt{dispatcher}) : ()),
+        ops => 'all',
         directives => [ 'StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 10', 'MaxRequestWorkers 20',
                         'OctoWebhooksPollInterval 200ms', split(/\n/, $opt{directives} // '') ]);
     $self->start unless defined $opt{start} && !$opt{start};   # start => 0: the test starts it
@@ -106,12 +107,26 @@ sub error_log {
     return <$fh>;
 }
 
-# Every live dispatcher of this httpd (OctoWebhooksDispatchers > 1).
+# Every live dispatcher of this httpd (OctoWebhooksDispatchers > 1), oldest
+# start first, as its status handler lists them.
 sub dispatcher_pids {
     my ($self) = @_;
-    my %seen;
-    return grep { !$seen{$_}++ && kill(0, $_) && -e "/proc/$_" && _ppid($_) == ($self->pid // -1) }
-           $self->error_log =~ /OWH00507: dispatcher \S+?:(\d+) started/g;
+    my $st = $self->status or return;
+    return map { $_->{pid} } grep { kill(0, $_->{pid}) && _ppid($_->{pid}) == ($self->pid // -1) }
+           sort { $a->{startedAt} cmp $b->{startedAt} || $a->{pid} <=> $b->{pid} } @{ $st->{dispatchers} || [] };
+}
+
+# GET /octo-status (JSON) and /octo-metrics (text) of this httpd.
+sub status {
+    my ($self) = @_;
+    my $r = OWHTest::api('GET', '/octo-status', base => "http://127.0.0.1:$self->{port}", openapi => 0);
+    return $r->{code} == 200 ? $r->{json} : undef;
+}
+
+sub metrics {
+    my ($self) = @_;
+    my $r = OWHTest::api('GET', '/octo-metrics', base => "http://127.0.0.1:$self->{port}", openapi => 0);
+    return $r->{code} == 200 ? $r->{body} : undef;
 }
 
 # The dispatcher started last that is still alive.
