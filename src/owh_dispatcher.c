@@ -357,7 +357,9 @@ static int dispatch_loop(loop_t *L)
         }
         owh_jobs_start_waiting(L);
 
-        if (L->cycle) timeout_ms = 1000;        /* its answer wakes us */
+        /* its answer wakes us, unless libpq already read it (draining
+         * notifications consumes input): then no wait at all */
+        if (L->cycle) timeout_ms = owh_queue_cycle_buffered(L->cycle) ? 0 : 1000;
         else if (L->results->nelts) timeout_ms = 0;
         else timeout_ms = (int)((L->next_poll - apr_time_now()) / 1000);
         if (timeout_ms < 0) timeout_ms = 0;

@@ -377,3 +377,8 @@ broken:
     *done = 1;
     return OWH_STORE_EUNAVAIL;
 }
+
+int owh_queue_cycle_buffered(owh_queue_cycle_t *c)
+{
+    return c && !c->db->broken && c->db->pg && !PQisBusy(c->db->pg);
+}

@@ -98,6 +98,11 @@ apr_status_t owh_queue_cycle_send(owh_queue_cycle_t **pc, owh_db_t *db, const ow
 apr_status_t owh_queue_cycle_read(owh_queue_cycle_t *c, int block, int *done, apr_array_header_t *jobs,
                                   owh_claim_info_t *info);
 
+/* 1 if the round trip has input libpq already read (say while draining
+ * notifications): reading it needs no wait on the socket, which will not
+ * signal again for it. */
+int owh_queue_cycle_buffered(owh_queue_cycle_t *c);
+
 /* LISTENs on the queue's channel: emit(), complete() and recover() NOTIFY it. */
 apr_status_t owh_queue_listen(owh_db_t *db, apr_pool_t *p);
 
