@@ -21,10 +21,11 @@ struct owh_store_t {
     apr_thread_mutex_t *tokens_lock;
     apr_pool_t *tokens_pool;
     apr_hash_t *tokens;
+    int tokens_made;                /* entries allocated since tokens_pool was cleared */
 };
 
 #define TOKEN_TTL      apr_time_from_sec(1)
-#define TOKEN_CACHE_MAX 4096            /* entries; the cache starts over beyond */
+#define TOKEN_CACHE_MAX 4096            /* entries made; the cache starts over beyond */
 
 typedef struct token_entry_t {
     apr_time_t at;
@@ -356,17 +357,29 @@ static int token_cached(owh_store_t *st, const char *hash_hex, const char **pcon
     return hit;
 }
 
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
 static void token_remember(owh_store_t *st, const char *hash_hex, const char *connection,
                            const char *abilities)
 {
     token_entry_t *e;
     if (!st || apr_thread_mutex_lock(st->tokens_lock) != APR_SUCCESS) return;
-    if (apr_hash_count(st->tokens) >= TOKEN_CACHE_MAX) {
+    e = apr_hash_get(st->tokens, hash_hex, APR_HASH_KEY_STRING);
+    if (e && same_text(e->connection, connection) && same_text(e->abilities, abilities)) {
+        e->at = apr_time_now();         /* the usual refresh: nothing allocated */
+        apr_thread_mutex_unlock(st->tokens_lock);
+        return;
+    }
+    /* Every allocation counts, replacements too: the pool starts over after
+     * TOKEN_CACHE_MAX of them, so a busy child's cache memory stays bounded. */
+    if (++st->tokens_made > TOKEN_CACHE_MAX) {
         apr_pool_clear(st->tokens_pool);
         st->tokens = apr_hash_make(st->tokens_pool);
+        st->tokens_made = 1;
     }
-    /* an entry replaced within the TTL leaves its old strings until the
-     * next clear: bounded by TOKEN_CACHE_MAX entries' worth */
     e = apr_pcalloc(st->tokens_pool, sizeof(*e));
     e->at = apr_time_now();
     e->connection = connection ? apr_pstrdup(st->tokens_pool, connection) : NULL;
