@@ -34,7 +34,7 @@ typedef struct loop_t {
     owh_deliver_t *deliver;
     json_t *supplier;               /* from the directives */
     apr_array_header_t *waiting;    /* job_t *: claimed, waiting for a host slot */
-    apr_hash_t *hosts;              /* host -> int * in flight */
+    apr_hash_t *hosts;              /* host -> host_t * */
     apr_pool_t *hookpool;           /* host_hooks, started over when it grows large */
     apr_hash_t *host_hooks;         /* host -> apr_hash_t of webhook ids seen there: a
                                      * claim skips them while the host is full */
@@ -59,6 +59,13 @@ typedef struct loop_t {
     int resolving;                  /* claimed jobs waiting for a fetch */
 } loop_t;
 
+
+/* One endpoint host (name:port) as this dispatcher sees it. */
+typedef struct host_t {
+    int running;                    /* transfers in flight (at most OctoWebhooksMaxPerHost) */
+    int waiting;                    /* claimed, in L->waiting for a slot */
+    apr_interval_time_t latency;    /* recent transfers' duration (moving average) */
+} host_t;
 
 /* A claimed delivery on its way: built, waiting for its host, in flight. */
 typedef struct job_t {
@@ -122,7 +129,9 @@ void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh
                      apr_time_t started, int latency_ms);
 void owh_jobs_fail(loop_t *L, job_t *j, const char *why, apr_time_t started, int latency_ms);
 void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res);
-int *owh_jobs_host_count(loop_t *L, const char *host);
+host_t *owh_jobs_host(loop_t *L, const char *host);
+int owh_jobs_host_queue(loop_t *L, const host_t *h);
+void owh_jobs_wait(loop_t *L, job_t *j);
 owh_event_view_t *owh_jobs_cache_view(loop_t *L, const char *key, const char *event_type,
                                       const char *event_id, const char *event_at, const char *object,
                                       const char *previous, const char *language);

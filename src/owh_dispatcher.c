@@ -131,14 +131,12 @@ static void start_claimed(loop_t *L, apr_array_header_t *jobs, apr_pool_t *tmp)
                 defer_job(L, defer, src, j);
             else owh_resolve_attach(L, j);
         }
-        else if (*owh_jobs_host_count(L, j->host) < L->sc->max_per_host) owh_jobs_start(L, j);
         else {
-            /* A slow host keeps at most one more round waiting here; the rest
-             * goes back to the queue so other hosts keep flowing. */
-            int queued = 0, k;
-            for (k = 0; k < L->waiting->nelts; ++k)
-                queued += !strcmp(APR_ARRAY_IDX(L->waiting, k, job_t *)->host, j->host);
-            if (queued < L->sc->max_per_host) APR_ARRAY_PUSH(L->waiting, job_t *) = j;
+            host_t *h = owh_jobs_host(L, j->host);
+            if (h->running < L->sc->max_per_host) owh_jobs_start(L, j);
+            /* What its host cannot take soon goes back to the queue, so
+             * other hosts (and other dispatchers) keep flowing. */
+            else if (h->waiting < owh_jobs_host_queue(L, h)) owh_jobs_wait(L, j);
             else defer_job(L, defer, src, j);
         }
     }
@@ -146,8 +144,8 @@ static void start_claimed(loop_t *L, apr_array_header_t *jobs, apr_pool_t *tmp)
         owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
 }
 
-/* What each host can still take here (start now, or wait for: one round of
- * OctoWebhooksMaxPerHost), and which webhooks send to it: a claim takes no
+/* What each host can still take here (start now, or wait for: see
+ * owh_jobs_host_queue), and which webhooks send to it: a claim takes no
  * more for a host than that, so claimed work seldom has to go back. Idle
  * hosts whose webhooks' caps cannot overfill them are left out, so the list
  * stays short with many resellers. */
@@ -156,22 +154,22 @@ static const char *host_room(loop_t *L, apr_pool_t *p)
     json_t *room, *hooks, *o;
     apr_hash_index_t *hi, *hj;
     apr_size_t len;
-    int i, k = 0;
+    int k = 0;
     if (!apr_hash_count(L->host_hooks)) return NULL;
     room = json_array();
     hooks = json_object();
     for (hi = apr_hash_first(p, L->host_hooks); hi; hi = apr_hash_next(hi)) {
         const void *host;
         void *ids;
-        int left, *n;
+        int left, most;
+        host_t *h;
         apr_hash_this(hi, &host, NULL, &ids);
-        n = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
-        left = 2 * L->sc->max_per_host - (n ? *n : 0);
-        for (i = 0; i < L->waiting->nelts; ++i)
-            left -= !strcmp(APR_ARRAY_IDX(L->waiting, i, job_t *)->host, host);
+        h = owh_jobs_host(L, host);
+        most = L->sc->max_per_host + owh_jobs_host_queue(L, h);
+        left = most - h->running - h->waiting;
         /* an idle host whose known webhooks could not overfill it in one
          * claim needs no bound (the list stays short with many resellers) */
-        if (left == 2 * L->sc->max_per_host
+        if (left == most
             && (apr_int64_t)apr_hash_count(ids) * L->sc->webhook_concurrency <= left)
             continue;
         json_array_append_new(room, json_integer(left > 0 ? left : 0));

@@ -76,14 +76,39 @@ static void host_hook_note(loop_t *L, const char *host, const char *id)
     L->host_hooks_n++;
 }
 
-int *owh_jobs_host_count(loop_t *L, const char *host)
+host_t *owh_jobs_host(loop_t *L, const char *host)
 {
-    int *n = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
-    if (!n) {
-        n = apr_pcalloc(L->pool, sizeof(*n));
-        apr_hash_set(L->hosts, apr_pstrdup(L->pool, host), APR_HASH_KEY_STRING, n);
+    host_t *h = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
+    if (!h) {
+        h = apr_pcalloc(L->pool, sizeof(*h));
+        apr_hash_set(L->hosts, apr_pstrdup(L->pool, host), APR_HASH_KEY_STRING, h);
     }
-    return n;
+    return h;
+}
+
+/* How many claimed deliveries may wait here for a slot of host h. A fast
+ * host gets several rounds of OctoWebhooksMaxPerHost, so one claim feeds it
+ * for a whole database round trip and claims come in fewer, larger batches;
+ * a slow or failing one gets one round (the rest stays in the queue for
+ * other dispatchers). A waiting delivery's lease must outlast the transfers
+ * ahead of it: at most lease / timeout - 1 rounds. */
+#define FAST_HOST apr_time_from_msec(50)
+int owh_jobs_host_queue(loop_t *L, const host_t *h)
+{
+    apr_int64_t rounds = 1;
+    if (h->latency < FAST_HOST && L->sc->deliver_timeout > 0) {
+        rounds = L->sc->lease / L->sc->deliver_timeout - 1;
+        if (rounds > 4) rounds = 4;
+        if (rounds < 1) rounds = 1;
+    }
+    return (int)rounds * L->sc->max_per_host;
+}
+
+/* Puts j in line for a slot of its host. */
+void owh_jobs_wait(loop_t *L, job_t *j)
+{
+    owh_jobs_host(L, j->host)->waiting++;
+    APR_ARRAY_PUSH(L->waiting, job_t *) = j;
 }
 
 /* What an attempt was, for octo_webhooks_attempts_total. */
@@ -148,7 +173,12 @@ void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
 {
     loop_t *L = ctx;
     job_t *j = baton;
-    (*owh_jobs_host_count(L, j->host))--;
+    host_t *h = owh_jobs_host(L, j->host);
+    apr_interval_time_t took = res->latency_ms > 0 ? apr_time_from_msec(res->latency_ms) : 0;
+    h->running--;
+    /* a moving average: a host that starts timing out turns slow within a
+     * few transfers, one that recovers turns fast again as quickly */
+    h->latency = h->latency ? (h->latency * 3 + took) / 4 : took;
     L->claimed--;
     inflight_remove(L, j);      /* j's pool is destroyed after this returns */
     owh_jobs_record(L, j, res->status_code, res->error, res, res->started, res->latency_ms);
@@ -266,10 +296,11 @@ void owh_jobs_finish(loop_t *L, job_t *j, const owh_event_view_t *view)
 void owh_jobs_start(loop_t *L, job_t *j)
 {
     apr_time_t now = apr_time_now();
-    (*owh_jobs_host_count(L, j->host))++;
+    host_t *h = owh_jobs_host(L, j->host);
+    h->running++;
     if (owh_deliver_start(L->deliver, j->wh->url, j->headers, j->body, j->len, j, j->pool)
         != APR_SUCCESS) {
-        (*owh_jobs_host_count(L, j->host))--;
+        h->running--;
         L->claimed--;
         owh_jobs_record(L, j, 0, "the request could not be prepared (invalid URL?)", NULL, now, 0);
         apr_pool_destroy(j->pool);
@@ -284,7 +315,11 @@ void owh_jobs_start_waiting(loop_t *L)
     int i, kept = 0;
     for (i = 0; i < L->waiting->nelts; ++i) {
         job_t *j = APR_ARRAY_IDX(L->waiting, i, job_t *);
-        if (*owh_jobs_host_count(L, j->host) < L->sc->max_per_host) owh_jobs_start(L, j);
+        host_t *h = owh_jobs_host(L, j->host);
+        if (h->running < L->sc->max_per_host) {
+            h->waiting--;
+            owh_jobs_start(L, j);
+        }
         else APR_ARRAY_IDX(L->waiting, kept++, job_t *) = j;
     }
     L->waiting->nelts = kept;
@@ -299,8 +334,8 @@ void owh_jobs_dispatch(loop_t *L, job_t *j)
         owh_jobs_record(L, j, 0, j->wh ? j->unsendable : "the webhook snapshot is unreadable", NULL, apr_time_now(), 0);
         apr_pool_destroy(j->pool);
     }
-    else if (*owh_jobs_host_count(L, j->host) < L->sc->max_per_host) owh_jobs_start(L, j);
-    else APR_ARRAY_PUSH(L->waiting, job_t *) = j;
+    else if (owh_jobs_host(L, j->host)->running < L->sc->max_per_host) owh_jobs_start(L, j);
+    else owh_jobs_wait(L, j);
 }
 
 /* An attempt that could not get its object: recorded as a failed attempt,
