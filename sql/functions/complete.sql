@@ -72,15 +72,21 @@ BEGIN
             'every delivery attempt failed for ' || p_disable_after::text);
     END IF;
 
-    -- The next delivery of each object whose delivery ended.
+    -- The next delivery of each object whose delivery ended: only when
+    -- anything is parked at all (one probe at the end of deliveries_due;
+    -- with distinct objects in flight, the common case, nothing is).
+    IF NOT EXISTS (SELECT 1 FROM octo_webhooks.deliveries p
+                    WHERE p.status = 'pending' AND p.next_attempt_at = 'infinity') THEN
+        RETURN;
+    END IF;
     UPDATE octo_webhooks.deliveries n SET next_attempt_at = clock_timestamp()
       FROM (SELECT DISTINCT x.webhook_id, x.object_key
               FROM jsonb_to_recordset(v_done) AS x(webhook_id uuid, object_key text, status text)
              WHERE x.status <> 'pending') t
-     WHERE n.id = (SELECT p.id FROM octo_webhooks.deliveries p
-                    WHERE p.webhook_id = t.webhook_id AND p.object_key = t.object_key
-                      AND p.status = 'pending' ORDER BY p.event_id LIMIT 1)
-       AND n.next_attempt_at = 'infinity';
+     CROSS JOIN LATERAL (SELECT p.id, p.next_attempt_at FROM octo_webhooks.deliveries p
+                          WHERE p.webhook_id = t.webhook_id AND p.object_key = t.object_key
+                            AND p.status = 'pending' ORDER BY p.event_id LIMIT 1) h
+     WHERE n.id = h.id AND h.next_attempt_at = 'infinity';
     GET DIAGNOSTICS v_n = ROW_COUNT;
     IF v_n > 0 THEN
         PERFORM pg_notify('octo_webhooks', '');
