@@ -2,6 +2,7 @@
  * one JSON parameter (jsonb_to_recordset), so a batch of any size costs one
  * round trip and no SQL text is built from data. */
 #include <apr_strings.h>
+#include <apr_hash.h>
 #include <jansson.h>
 
 #include "owh_queue.h"
@@ -17,7 +18,7 @@ static const char *opt_value(const PGresult *res, int row, int col, apr_pool_t *
 /* The claim's columns, found by name once per result. */
 typedef struct claim_cols_t {
     int id, claim, attempts, webhook, event_type, object_key, object, connection, language, supplier,
-        secret, secret_previous, previous, event_id, event_at, sample;
+        secret, secret_previous, previous, event_id, event_at, sample, repeat;
 } claim_cols_t;
 
 static apr_status_t claim_cols(claim_cols_t *c, const PGresult *res)
@@ -25,19 +26,23 @@ static apr_status_t claim_cols(claim_cols_t *c, const PGresult *res)
 #define COL(f) if ((c->f = PQfnumber(res, #f)) < 0) return APR_EGENERAL
     COL(id); COL(claim); COL(attempts); COL(webhook); COL(event_type); COL(object_key); COL(object);
     COL(connection); COL(language); COL(supplier); COL(secret); COL(secret_previous); COL(previous);
-    COL(event_id); COL(event_at); COL(sample);
+    COL(event_id); COL(event_at); COL(sample); COL(repeat);
 #undef COL
     return APR_SUCCESS;
 }
 
+/* A claim sends an event's object, previous state and supplier with its
+ * first row only; the event's other rows ("repeat") share the first's. */
 static apr_status_t claim_rows(const PGresult *res, apr_array_header_t *jobs, apr_pool_t *p)
 {
     claim_cols_t c;
     apr_time_t now = apr_time_now();
-    int i;
-    if (PQntuples(res) == 0) return APR_SUCCESS;
+    apr_hash_t *firsts;
+    int i, n = PQntuples(res), repeats = 0;
+    if (n == 0) return APR_SUCCESS;
     if (claim_cols(&c, res) != APR_SUCCESS) return APR_EGENERAL;
-    for (i = 0; i < PQntuples(res); ++i) {
+    firsts = apr_hash_make(p);
+    for (i = 0; i < n; ++i) {
         owh_job_t *j = apr_pcalloc(p, sizeof(*j));
         j->delivery_id = apr_pstrdup(p, PQgetvalue(res, i, c.id));
         j->claim_id = apr_pstrdup(p, PQgetvalue(res, i, c.claim));
@@ -45,18 +50,31 @@ static apr_status_t claim_rows(const PGresult *res, apr_array_header_t *jobs, ap
         j->webhook_json = apr_pstrdup(p, PQgetvalue(res, i, c.webhook));
         j->event_type = apr_pstrdup(p, PQgetvalue(res, i, c.event_type));
         j->object_key = apr_pstrdup(p, PQgetvalue(res, i, c.object_key));
-        j->object_json = apr_pstrdup(p, PQgetvalue(res, i, c.object));
         j->connection_id = apr_pstrdup(p, PQgetvalue(res, i, c.connection));
         j->language = opt_value(res, i, c.language, p);
-        j->supplier_json = opt_value(res, i, c.supplier, p);
         j->secret = opt_value(res, i, c.secret, p);
         j->secret_previous = opt_value(res, i, c.secret_previous, p);
-        j->previous_json = opt_value(res, i, c.previous, p);
         j->event_id = apr_pstrdup(p, PQgetvalue(res, i, c.event_id));
         j->event_at = apr_pstrdup(p, PQgetvalue(res, i, c.event_at));
         j->sample = !strcmp(PQgetvalue(res, i, c.sample), "t");
         j->claimed_at = now;
+        if (strcmp(PQgetvalue(res, i, c.repeat), "t")) {
+            j->object_json = apr_pstrdup(p, PQgetvalue(res, i, c.object));
+            j->supplier_json = opt_value(res, i, c.supplier, p);
+            j->previous_json = opt_value(res, i, c.previous, p);
+            apr_hash_set(firsts, j->event_id, APR_HASH_KEY_STRING, j);
+        }
+        else repeats++;
         APR_ARRAY_PUSH(jobs, owh_job_t *) = j;
+    }
+    for (i = jobs->nelts - n; repeats && i < jobs->nelts; ++i) {
+        owh_job_t *j = APR_ARRAY_IDX(jobs, i, owh_job_t *), *first;
+        if (j->object_json) continue;
+        if (!(first = apr_hash_get(firsts, j->event_id, APR_HASH_KEY_STRING))) return APR_EGENERAL;
+        j->object_json = first->object_json;
+        j->supplier_json = first->supplier_json;
+        j->previous_json = first->previous_json;
+        repeats--;
     }
     return APR_SUCCESS;
 }

@@ -15,7 +15,7 @@ CREATE OR REPLACE FUNCTION octo_webhooks.claim(p_limit int, p_lease interval, p_
 RETURNS TABLE (id uuid, claim uuid, attempts int, webhook text, event_type text,
                object_key text, object text, connection text, language text,
                supplier text, secret text, secret_previous text,
-               previous text, event_id bigint, event_at text, sample boolean)
+               previous text, event_id bigint, event_at text, sample boolean, repeat boolean)
 -- Plain index scans only: they mark the index entries completed deliveries
 -- left dead, so later claims skip them instead of revisiting the heap.
 LANGUAGE plpgsql SET enable_bitmapscan = off AS $$
@@ -33,15 +33,29 @@ DECLARE
     v_g     int;
     v_wids  uuid[] := '{}';
     v_takes int[] := '{}';
+    v_few   boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(7261003, 1);
     v_now := clock_timestamp();
+    -- Few due (the steady state): they are read straight off deliveries_due
+    -- (leased and parked rows are not due), so the claim costs what is due,
+    -- not what every webhook with pending work has. Many due (a backlog):
+    -- the webhooks are walked one by one, so one webhook's pile cannot fill
+    -- the batch ahead of the others.
+    SELECT count(*) <= p_limit INTO v_few FROM (
+        SELECT 1 FROM octo_webhooks.deliveries d
+         WHERE d.status = 'pending' AND d.next_attempt_at <= v_now
+         ORDER BY d.next_attempt_at LIMIT p_limit + 1) x;
     IF p_hosts IS NOT NULL THEN
         v_room := ARRAY(SELECT x::int FROM jsonb_array_elements_text(p_hosts->'room') AS x);
         v_hooks := p_hosts->'hooks';
     END IF;
     FOR h IN
-        WITH RECURSIVE hooks(wid) AS (
+        SELECT d.webhook_id AS wid, min(d.next_attempt_at) AS due FROM octo_webhooks.deliveries d
+         WHERE v_few AND d.status = 'pending' AND d.next_attempt_at <= v_now
+         GROUP BY d.webhook_id
+        UNION ALL
+        (WITH RECURSIVE hooks(wid) AS (
             (SELECT d.webhook_id FROM octo_webhooks.deliveries d
               WHERE d.status = 'pending' ORDER BY d.webhook_id LIMIT 1)
             UNION ALL
@@ -54,7 +68,8 @@ BEGIN
                                 WHERE d.status = 'pending' AND d.webhook_id = hooks.wid
                                 ORDER BY d.next_attempt_at LIMIT 1) AS due
               FROM hooks WHERE hooks.wid IS NOT NULL) x
-         ORDER BY x.due
+         WHERE NOT v_few)
+        ORDER BY 2
     LOOP
         IF h.due > v_now THEN
             -- parked lines ('infinity') are released by complete(), not by time
@@ -115,6 +130,10 @@ BEGIN
             v_room[v_g] := v_room[v_g] - v_take;
         END IF;
     END LOOP;
+    IF v_few THEN       -- what falls due next (a retry, a lease running out)
+        SELECT min(d.next_attempt_at) INTO v_next FROM octo_webhooks.deliveries d
+         WHERE d.status = 'pending' AND d.next_attempt_at > v_now AND d.next_attempt_at < 'infinity';
+    END IF;
     PERFORM set_config('octo_webhooks.claim_held', v_held::text, true),
             set_config('octo_webhooks.claim_next_in',
                        coalesce(extract(epoch FROM v_next - clock_timestamp())::text, ''), true);
@@ -145,11 +164,17 @@ BEGIN
                 SET used = CASE WHEN r.window_start = excluded.window_start
                                 THEN r.used + excluded.used ELSE excluded.used END,
                     window_start = excluded.window_start)
+        -- An event's object, previous state and supplier travel once per
+        -- claim (on its first row; "repeat" rows take them from it): with
+        -- many webhooks an event is claimed many times over.
         SELECT u.id, u.claim_id, u.attempts, u.webhook::text, e.event_type, u.object_key,
-               e.object::text, u.connection_id, e.language, e.supplier::text, w.secret,
+               CASE WHEN u.first THEN e.object::text END, u.connection_id, e.language,
+               CASE WHEN u.first THEN e.supplier::text END, w.secret,
                CASE WHEN w.secret_previous_until > v_now THEN w.secret_previous END,
-               e.previous::text, e.id, octo_webhooks.iso(e.created_at), e.sample
-          FROM upd u JOIN octo_webhooks.events e ON e.id = u.event_id
+               CASE WHEN u.first THEN e.previous::text END, e.id, octo_webhooks.iso(e.created_at), e.sample,
+               NOT u.first
+          FROM (SELECT upd.*, row_number() OVER (PARTITION BY upd.event_id) = 1 AS first FROM upd) u
+               JOIN octo_webhooks.events e ON e.id = u.event_id
                LEFT JOIN octo_webhooks.webhooks w ON w.id = u.webhook_id;
 END $$;
 REVOKE ALL ON FUNCTION octo_webhooks.claim(int, interval, text, int, int, jsonb) FROM PUBLIC;

@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(65);
+SELECT plan(68);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
     DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
@@ -26,14 +26,14 @@ $$;
 CREATE TEMP TABLE got (o_id uuid, o_claim uuid, o_attempts int, o_webhook text, o_event_type text,
     o_object_key text, o_object text, o_connection text, o_language text, o_supplier text, o_secret text,
     o_secret_previous text, o_held int, o_next_in float8, o_previous text, o_event_id bigint,
-    o_event_at text, o_sample boolean);
+    o_event_at text, o_sample boolean, o_repeat boolean);
 CREATE FUNCTION pg_temp.claim(p_limit int, p_owner text, p_per_webhook int, p_rate int,
                                p_hosts jsonb DEFAULT NULL) RETURNS int
 LANGUAGE sql AS $$
     DELETE FROM got;
     INSERT INTO got (o_id, o_claim, o_attempts, o_webhook, o_event_type, o_object_key, o_object, o_connection,
                      o_language, o_supplier, o_secret, o_secret_previous, o_previous, o_event_id, o_event_at,
-                     o_sample)
+                     o_sample, o_repeat)
          SELECT * FROM octo_webhooks.claim(p_limit, interval '1 minute', p_owner, p_per_webhook, p_rate, p_hosts);
     INSERT INTO got (o_held, o_next_in) SELECT held, next_in FROM octo_webhooks.claim_outlook();
     SELECT count(*)::int FROM got WHERE o_id IS NOT NULL;
@@ -213,6 +213,18 @@ SELECT is((SELECT o_held FROM got WHERE o_id IS NULL), 2, 'hosts: both webhooks 
 SELECT is(pg_temp.claim(100, 'A', 10, 0, jsonb_build_object('room', jsonb_build_array(0),
                         'hooks', jsonb_build_object(:'x1', 0, :'x2', 0))), 0, 'hosts: no room, nothing claimed');
 SELECT is(pg_temp.claim(100, 'A', 10, 0), 5 - 0, 'hosts: without p_hosts the rest is claimed');
+
+-- ---- an event's object travels once per claim ---------------------------------------------
+SELECT pg_temp.reset();
+SELECT pg_temp.webhook('product_update') FROM generate_series(1, 3);
+SELECT octo_webhooks.emit('product_update', '{"id": "p-once"}', NULL, NULL, '{"id": "s"}');
+SELECT octo_webhooks.emit('product_update', '{"id": "p-once", "v": 2}');
+SELECT is(pg_temp.claim(100, 'A', 10, 0), 3, 'once: the heads of three webhooks');
+SELECT is((SELECT array_agg(o_object IS NOT NULL AND o_supplier IS NOT NULL ORDER BY o_repeat) FROM got
+            WHERE o_id IS NOT NULL), ARRAY[true, false, false],
+          'once: the object and supplier on the event''s first row, not on its repeats');
+SELECT is((SELECT count(DISTINCT o_event_id)::int FROM got WHERE o_id IS NOT NULL AND NOT o_repeat), 1,
+          'once: one first row per event');
 
 -- ---- emit(): who a booking reaches ---------------------------------------------------
 SELECT pg_temp.reset();
