@@ -17,8 +17,12 @@ RETURNS TABLE (id uuid, claim uuid, attempts int, webhook text, event_type text,
                supplier text, secret text, secret_previous text,
                previous text, event_id bigint, event_at text, sample boolean, repeat boolean)
 -- Plain index scans only: they mark the index entries completed deliveries
--- left dead, so later claims skip them instead of revisiting the heap.
-LANGUAGE plpgsql SET enable_bitmapscan = off AS $$
+-- left dead, so later claims skip them instead of revisiting the heap. And
+-- nested loops by key: the planner cannot see how many rows a LIMIT taken
+-- from a variable yields (it guesses a tenth of the table), and would hash
+-- all deliveries and merge all events to claim a few hundred rows.
+LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_hashjoin = off
+                 SET enable_mergejoin = off AS $$
 DECLARE
     h       record;
     v_now   timestamptz;
