@@ -38,6 +38,8 @@ DECLARE
     v_wids  uuid[] := '{}';
     v_takes int[] := '{}';
     v_few   boolean;
+    v_fl    int;
+    v_counted timestamptz;
 BEGIN
     PERFORM pg_advisory_xact_lock(7261003, 1);
     v_now := clock_timestamp();
@@ -96,12 +98,23 @@ BEGIN
                 CONTINUE;
             END IF;
         END IF;
-        -- In flight: claimed, lease running.
-        SELECT p_per_webhook - count(*) INTO v_take FROM (
-            SELECT 1 FROM octo_webhooks.deliveries d
-             WHERE d.webhook_id = h.wid AND d.status = 'pending' AND d.next_attempt_at > v_now
-               AND d.next_attempt_at < 'infinity' AND d.claim_id IS NOT NULL
-             ORDER BY d.webhook_id, d.next_attempt_at LIMIT p_per_webhook) x;
+        -- In flight: the webhook's count (webhook_flight). When it says the
+        -- cap binds, and was not recounted this last second, the leases
+        -- still running are counted (one lost with a killed dispatcher would
+        -- otherwise hold a slot until the lease's row is claimed again).
+        SELECT f.in_flight, f.counted_at INTO v_fl, v_counted
+          FROM octo_webhooks.webhook_flight f WHERE f.webhook_id = h.wid;
+        v_fl := coalesce(v_fl, 0);
+        IF v_fl >= p_per_webhook AND v_counted < v_now - interval '1 second' THEN
+            SELECT count(*) INTO v_fl FROM (
+                SELECT 1 FROM octo_webhooks.deliveries d
+                 WHERE d.webhook_id = h.wid AND d.status = 'pending' AND d.next_attempt_at > v_now
+                   AND d.next_attempt_at < 'infinity' AND d.claim_id IS NOT NULL
+                 ORDER BY d.webhook_id, d.next_attempt_at LIMIT p_per_webhook) x;
+            UPDATE octo_webhooks.webhook_flight f SET in_flight = v_fl, counted_at = v_now
+             WHERE f.webhook_id = h.wid;
+        END IF;
+        v_take := p_per_webhook - v_fl;
         IF p_rate > 0 THEN
             SELECT CASE WHEN r.window_start = date_trunc('second', v_now) THEN r.used ELSE 0 END
               INTO v_used FROM octo_webhooks.webhook_rate r WHERE r.webhook_id = h.wid;
@@ -148,9 +161,10 @@ BEGIN
     RETURN QUERY
         WITH picks AS (SELECT p.wid, p.take FROM unnest(v_wids, v_takes) AS p(wid, take)),
         due AS (
-            SELECT c.id, p.wid FROM picks p
+            SELECT c.id, c.stale, p.wid FROM picks p
              CROSS JOIN LATERAL (
-                SELECT d.id FROM octo_webhooks.deliveries d
+                -- stale: leased before, the lease ran out (still counted in flight)
+                SELECT d.id, d.claim_id IS NOT NULL AS stale FROM octo_webhooks.deliveries d
                  WHERE d.status = 'pending' AND d.webhook_id = p.wid AND d.next_attempt_at <= v_now
                  ORDER BY d.next_attempt_at LIMIT p.take FOR UPDATE SKIP LOCKED) c),
         upd AS (
@@ -159,7 +173,11 @@ BEGIN
               FROM due
              WHERE d.id = due.id
             RETURNING d.id, d.claim_id, d.attempts, d.webhook, d.object_key, d.connection_id, d.event_id,
-                      d.webhook_id),
+                      d.webhook_id, due.stale),
+        flight AS (
+            INSERT INTO octo_webhooks.webhook_flight AS f (webhook_id, in_flight)
+                 SELECT u.webhook_id, count(*) FILTER (WHERE NOT u.stale) FROM upd u GROUP BY u.webhook_id
+            ON CONFLICT (webhook_id) DO UPDATE SET in_flight = f.in_flight + excluded.in_flight),
         rate AS (
             INSERT INTO octo_webhooks.webhook_rate AS r (webhook_id, window_start, used)
                  SELECT u.webhook_id, date_trunc('second', v_now), count(*)

@@ -26,6 +26,10 @@ BEGIN
                    last_status = r.code, last_error = r.error
               FROM r WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'
              RETURNING d.id, d.webhook_id, d.object_key, r.status),
+    -- their leases end: out of the webhooks' in-flight counts
+    flight AS (UPDATE octo_webhooks.webhook_flight f SET in_flight = greatest(f.in_flight - n.n, 0)
+                 FROM (SELECT upd.webhook_id, count(*)::int AS n FROM upd GROUP BY upd.webhook_id) n
+                WHERE f.webhook_id = n.webhook_id),
     ins AS (INSERT INTO octo_webhooks.attempts (delivery_id, attempt, started_at, status_code,
                    latency_ms, response_excerpt, error, dispatcher)
             SELECT r.id, r.attempt, to_timestamp(r.started), r.code, r.latency, r.excerpt, r.error, p_owner

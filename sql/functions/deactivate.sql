@@ -12,6 +12,8 @@ RETURNS void LANGUAGE sql AS $$
        SET status = 'failed', claim_id = NULL, completed_at = clock_timestamp(),
            last_error = 'webhook deactivated: ' || p_reason
      WHERE webhook_id = ANY (p_webhooks) AND status = 'pending';
+    -- their leases are void (results of them are not applied)
+    DELETE FROM octo_webhooks.webhook_flight WHERE webhook_id = ANY (p_webhooks);
 $$;
 REVOKE ALL ON FUNCTION octo_webhooks.deactivate(uuid[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION octo_webhooks.deactivate(uuid[], text) TO octo_webhooks_runtime;  -- complete()

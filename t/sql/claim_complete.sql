@@ -9,12 +9,13 @@
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(68);
+SELECT plan(75);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
     DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
     DELETE FROM octo_webhooks.events; DELETE FROM octo_webhooks.webhooks;
     DELETE FROM octo_webhooks.webhook_rate; DELETE FROM octo_webhooks.object_states;
+    DELETE FROM octo_webhooks.webhook_flight;
 $$;
 CREATE FUNCTION pg_temp.webhook(p_event text) RETURNS uuid LANGUAGE sql AS $$
     INSERT INTO octo_webhooks.connections (id) VALUES ('c') ON CONFLICT DO NOTHING;
@@ -93,6 +94,26 @@ SELECT is(pg_temp.claim(10, 'A', 2, 0), 1, 'cap: one ended, one more is claimed'
 SELECT is(pg_temp.claim(1, 'A', 5, 0), 1, 'cap: p_limit bounds the batch');
 SELECT is((SELECT o_held FROM got WHERE o_id IS NULL), 0,
           'cap: a full batch is not "held" (the dispatcher claims again when its batch came back full)');
+
+-- ---- in-flight counts (webhook_flight) ----------------------------------------------------
+CREATE FUNCTION pg_temp.flight(p_webhook uuid) RETURNS int LANGUAGE sql AS $$
+    SELECT coalesce((SELECT in_flight FROM octo_webhooks.webhook_flight WHERE webhook_id = p_webhook), -1)
+$$;
+SELECT is(pg_temp.flight(:'w2'), 3, 'flight: the count follows claims and completes (2 + 1 + 1 claimed, 1 ended)');
+SELECT count(pg_temp.complete(pg_temp.result(d.id, d.claim_id, 'succeeded', 200)))
+  FROM octo_webhooks.deliveries d WHERE d.claim_id IS NOT NULL;
+SELECT is(pg_temp.flight(:'w2'), 0, 'flight: every lease ended, none in flight');
+UPDATE octo_webhooks.webhook_flight SET in_flight = 2, counted_at = clock_timestamp() WHERE webhook_id = :'w2';
+SELECT is(pg_temp.claim(10, 'A', 2, 0), 0, 'flight: a count recounted this second that says the cap binds is trusted');
+UPDATE octo_webhooks.webhook_flight SET counted_at = clock_timestamp() - interval '2 seconds' WHERE webhook_id = :'w2';
+SELECT is(pg_temp.claim(10, 'A', 2, 0), 1, 'flight: an older one is recounted from the leases (one left high costs a second)');
+SELECT is(pg_temp.flight(:'w2'), 1, 'flight: recounted, plus the one claimed');
+UPDATE octo_webhooks.deliveries SET next_attempt_at = clock_timestamp() - interval '1 second'
+ WHERE webhook_id = :'w2' AND claim_id IS NOT NULL AND status = 'pending';
+SELECT is(pg_temp.claim(10, 'B', 2, 0) * 10 + pg_temp.flight(:'w2'), 11,
+          'flight: a lease claimed again after it ran out counts once');
+SELECT octo_webhooks.deactivate(ARRAY[:'w2'::uuid], 'test');
+SELECT is(pg_temp.flight(:'w2'), -1, 'flight: a deactivated webhook''s leases are void, its count goes');
 
 -- ---- the rate cap (claims per webhook per second) -------------------------------------
 SELECT pg_temp.reset();
