@@ -65,6 +65,7 @@ typedef struct host_t {
     int running;                    /* transfers in flight (at most OctoWebhooksMaxPerHost) */
     int waiting;                    /* claimed, in L->waiting for a slot */
     apr_interval_time_t latency;    /* recent transfers' duration (moving average) */
+    int done;                       /* a transfer ended: latency means something */
 } host_t;
 
 /* A claimed delivery on its way: built, waiting for its host, in flight. */

@@ -86,18 +86,19 @@ host_t *owh_jobs_host(loop_t *L, const char *host)
     return h;
 }
 
-/* How many claimed deliveries may wait here for a slot of host h. A fast
- * host gets several rounds of OctoWebhooksMaxPerHost, so one claim feeds it
- * for a whole database round trip and claims come in fewer, larger batches;
- * a slow or failing one gets one round (the rest stays in the queue for
- * other dispatchers). A waiting delivery's lease must outlast the transfers
- * ahead of it: at most lease / timeout - 1 rounds. */
+/* How many claimed deliveries may wait here for a slot of host h. A host
+ * known to be fast gets several rounds of OctoWebhooksMaxPerHost, so one
+ * claim feeds it for a whole database round trip and claims come in fewer,
+ * larger batches; a new, slow or failing one gets one round (the rest stays
+ * in the queue for other dispatchers). A waiting delivery's lease must
+ * outlast the transfers ahead of it and its own even if the host hangs
+ * now: at most lease / timeout - 2 rounds (2 at the defaults). */
 #define FAST_HOST apr_time_from_msec(50)
 int owh_jobs_host_queue(loop_t *L, const host_t *h)
 {
     apr_int64_t rounds = 1;
-    if (h->latency < FAST_HOST && L->sc->deliver_timeout > 0) {
-        rounds = L->sc->lease / L->sc->deliver_timeout - 1;
+    if (h->done && h->latency < FAST_HOST && L->sc->deliver_timeout > 0) {
+        rounds = L->sc->lease / L->sc->deliver_timeout - 2;
         if (rounds > 4) rounds = 4;
         if (rounds < 1) rounds = 1;
     }
@@ -176,6 +177,7 @@ void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
     host_t *h = owh_jobs_host(L, j->host);
     apr_interval_time_t took = res->latency_ms > 0 ? apr_time_from_msec(res->latency_ms) : 0;
     h->running--;
+    h->done = 1;
     /* a moving average: a host that starts timing out turns slow within a
      * few transfers, one that recovers turns fast again as quickly */
     h->latency = h->latency ? (h->latency * 3 + took) / 4 : took;
@@ -301,6 +303,7 @@ void owh_jobs_start(loop_t *L, job_t *j)
     if (owh_deliver_start(L->deliver, j->wh->url, j->headers, j->body, j->len, j, j->pool)
         != APR_SUCCESS) {
         h->running--;
+    h->done = 1;
         L->claimed--;
         owh_jobs_record(L, j, 0, "the request could not be prepared (invalid URL?)", NULL, now, 0);
         apr_pool_destroy(j->pool);

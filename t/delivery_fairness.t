@@ -56,4 +56,15 @@ is(scalar @$with, 40, 'with the backlog: every fresh delivery arrived');
 my ($p0, $p1) = (p99($base), p99($with));
 cmp_ok($p1 - $p0, '<=', 0.100, sprintf('B\'s p99 emit->received: %.1f ms with A\'s backlog, %.1f ms without: '
        . 'at most 100 ms more', 1000 * $p1, 1000 * $p0));
+# A's claims went back to the queue by the hundred (its host was full): each
+# hand-back took its lease out of A's in-flight count, which matches the
+# leases still running (read in one snapshot)
+my ($count, $leases) = @{ q_at($db, q{
+    SELECT (SELECT coalesce(sum(f.in_flight), 0) FROM octo_webhooks.webhook_flight f
+             WHERE f.webhook_id IN (SELECT id FROM octo_webhooks.webhooks WHERE connection_id = 'res-slow')),
+           (SELECT count(*) FROM octo_webhooks.deliveries d WHERE d.connection_id = 'res-slow'
+               AND d.status = 'pending' AND d.claim_id IS NOT NULL AND d.next_attempt_at > clock_timestamp()
+               AND d.next_attempt_at < 'infinity')})->[0] };
+cmp_ok($leases, '>', 0, "A has $leases deliveries in flight");
+is($count, $leases, "A's in-flight count is its running leases, after hand-backs");
 done_testing();
