@@ -31,6 +31,8 @@
 #define UNPARK_EVERY    apr_time_from_sec(1)       /* orphaned parked deliveries: look this often */
 
 static volatile sig_atomic_t stop_requested;
+static int connected_once;      /* this process has had a usable database */
+static int cannot_start;        /* exit with OWH_DISPATCHER_STARTUP_ERROR */
 
 /* Out of memory anywhere under the root pool: the parent respawns us and
  * the leases hand our claims to the next dispatcher. */
@@ -75,6 +77,17 @@ static int ensure_db(loop_t *L)
     if (rv == APR_SUCCESS)      /* `octo-webhooks status` lists dispatchers by this name */
         rv = owh_store_set_application_name(L->db, apr_pstrcat(L->dbpool, "octo-webhooks dispatcher ",
                                                                L->owner, NULL), L->dbpool);
+    if (rv == OWH_STORE_ESCHEMA && L->sc->migrate && !connected_once) {
+        /* A schema this module must not use (newer, or migrated by another
+         * build) stays so until the module changes, which takes a restart:
+         * a startup error, not an outage to wait out. (With Migrate Off the
+         * refusal may be "older: run octo-webhooks migrate": that one waits.) */
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, L->s, OWHLOGNO(00514)
+                     "dispatcher: cannot start on this database: %s", L->db->errmsg);
+        cannot_start = 1;
+        drop_db(L);
+        return 0;
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00503)
                      "dispatcher: database unavailable: %s",
@@ -82,6 +95,7 @@ static int ensure_db(loop_t *L)
         drop_db(L);
         return 0;
     }
+    connected_once = 1;
     return 1;
 }
 
@@ -332,6 +346,7 @@ static int dispatch_loop(loop_t *L)
 
         if (!L->db && !stop_requested) {
             if (!ensure_db(L)) {
+                if (cannot_start) break;
                 apr_sleep(backoff);
                 backoff = backoff * 2 > apr_time_from_sec(5) ? apr_time_from_sec(5) : backoff * 2;
                 owh_deliver_process(L->deliver, owh_jobs_on_done, L);
@@ -491,6 +506,11 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
                      deathsig);
     }
     dispatch_loop(&L);
+    if (cannot_start) {         /* it claimed nothing: nothing to hand back */
+        apr_pool_destroy(p);
+        curl_global_cleanup();
+        return OWH_DISPATCHER_STARTUP_ERROR;
+    }
     owh_ops_stop(&L);
     hand_back(&L);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00508)
