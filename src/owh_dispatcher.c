@@ -31,8 +31,7 @@
 #define UNPARK_EVERY    apr_time_from_sec(1)       /* orphaned parked deliveries: look this often */
 
 static volatile sig_atomic_t stop_requested;
-static int connected_once;      /* this process has had a usable database */
-static int cannot_start;        /* exit with OWH_DISPATCHER_STARTUP_ERROR */
+static int connected_once, cannot_start;   /* the latter: exit with OWH_DISPATCHER_STARTUP_ERROR */
 
 /* Out of memory anywhere under the root pool: the parent respawns us and
  * the leases hand our claims to the next dispatcher. */
@@ -77,26 +76,18 @@ static int ensure_db(loop_t *L)
     if (rv == APR_SUCCESS)      /* `octo-webhooks status` lists dispatchers by this name */
         rv = owh_store_set_application_name(L->db, apr_pstrcat(L->dbpool, "octo-webhooks dispatcher ",
                                                                L->owner, NULL), L->dbpool);
-    if (rv == OWH_STORE_ESCHEMA && L->sc->migrate && !connected_once) {
-        /* A schema this module must not use (newer, or migrated by another
-         * build) stays so until the module changes, which takes a restart:
-         * a startup error, not an outage to wait out. (With Migrate Off the
-         * refusal may be "older: run octo-webhooks migrate": that one waits.) */
+    /* A schema refused with Migrate On (newer, another build's) stays so until
+     * the module changes, which takes a restart: a startup error, not an outage. */
+    if ((cannot_start = rv == OWH_STORE_ESCHEMA && L->sc->migrate && !connected_once))
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, L->s, OWHLOGNO(00514)
                      "dispatcher: cannot start on this database: %s", L->db->errmsg);
-        cannot_start = 1;
-        drop_db(L);
-        return 0;
-    }
-    if (rv != APR_SUCCESS) {
+    else if (rv != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00503)
                      "dispatcher: database unavailable: %s",
                      L->db && L->db->errmsg ? L->db->errmsg : "connection failed");
-        drop_db(L);
-        return 0;
-    }
-    connected_once = 1;
-    return 1;
+    if (rv != APR_SUCCESS) drop_db(L);
+    else connected_once = 1;
+    return rv == APR_SUCCESS;
 }
 
 /* The outcomes of a round trip that did not commit go with the next one
@@ -506,16 +497,13 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
                      deathsig);
     }
     dispatch_loop(&L);
-    if (cannot_start) {         /* it claimed nothing: nothing to hand back */
-        apr_pool_destroy(p);
-        curl_global_cleanup();
-        return OWH_DISPATCHER_STARTUP_ERROR;
+    if (!cannot_start) {        /* else it claimed nothing: nothing to hand back */
+        owh_ops_stop(&L);
+        hand_back(&L);
     }
-    owh_ops_stop(&L);
-    hand_back(&L);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00508)
                  "dispatcher %s stopped", L.owner);
     apr_pool_destroy(p);
     curl_global_cleanup();
-    return 0;
+    return cannot_start ? OWH_DISPATCHER_STARTUP_ERROR : 0;
 }
