@@ -115,16 +115,12 @@ sub dispatcher_pids {
 }
 
 # GET /octo-status (JSON) and /octo-metrics (text) of this httpd.
-sub status {
-    my ($self) = @_;
-    my $r = OWHTest::api('GET', '/octo-status', base => "http://127.0.0.1:$self->{port}", openapi => 0);
-    return $r->{code} == 200 ? $r->{json} : undef;
-}
-
-sub metrics {
-    my ($self) = @_;
-    my $r = OWHTest::api('GET', '/octo-metrics', base => "http://127.0.0.1:$self->{port}", openapi => 0);
-    return $r->{code} == 200 ? $r->{body} : undef;
+sub status  { my $r = $_[0]->_ops_get('/octo-status');  return $r && $r->{json} }
+sub metrics { my $r = $_[0]->_ops_get('/octo-metrics'); return $r && $r->{body} }
+sub _ops_get {
+    my ($self, $path) = @_;
+    my $r = OWHTest::api('GET', $path, base => "http://127.0.0.1:$self->{port}", openapi => 0);
+    return $r->{code} == 200 ? $r : undef;
 }
 
 # The dispatcher started last that is still alive.
