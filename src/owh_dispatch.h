@@ -117,7 +117,10 @@ static APR_INLINE apr_pool_t *owh_dsp_pool(apr_pool_t *parent, const char *tag)
 }
 
 /* owh_dispatcher.c: the child's entry; returns its exit code. */
-#define OWH_DISPATCHER_STARTUP_ERROR 3      /* cannot start at all: do not respawn */
+/* Cannot start at all: do not respawn. Above any signal number, as mod_cgid's
+ * DAEMON_STARTUP_ERROR: the MPM tells the parent a child's exit code or the
+ * signal that killed it without saying which (3 was SIGQUIT's too). */
+#define OWH_DISPATCHER_STARTUP_ERROR 254
 int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t delay);
 
 /* owh_jobs.c */

@@ -31,6 +31,7 @@
 #define UNPARK_EVERY    apr_time_from_sec(1)       /* orphaned parked deliveries: look this often */
 
 static volatile sig_atomic_t stop_requested;
+static int connected_once, cannot_start;   /* the latter: exit with OWH_DISPATCHER_STARTUP_ERROR */
 
 /* Out of memory anywhere under the root pool: the parent respawns us and
  * the leases hand our claims to the next dispatcher. */
@@ -75,14 +76,18 @@ static int ensure_db(loop_t *L)
     if (rv == APR_SUCCESS)      /* `octo-webhooks status` lists dispatchers by this name */
         rv = owh_store_set_application_name(L->db, apr_pstrcat(L->dbpool, "octo-webhooks dispatcher ",
                                                                L->owner, NULL), L->dbpool);
-    if (rv != APR_SUCCESS) {
+    /* A schema refused with Migrate On (newer, another build's) stays so until
+     * the module changes, which takes a restart: a startup error, not an outage. */
+    if ((cannot_start = rv == OWH_STORE_ESCHEMA && L->sc->migrate && !connected_once))
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, L->s, OWHLOGNO(00514)
+                     "dispatcher: cannot start on this database: %s", L->db->errmsg);
+    else if (rv != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00503)
                      "dispatcher: database unavailable: %s",
                      L->db && L->db->errmsg ? L->db->errmsg : "connection failed");
-        drop_db(L);
-        return 0;
-    }
-    return 1;
+    if (rv != APR_SUCCESS) drop_db(L);
+    else connected_once = 1;
+    return rv == APR_SUCCESS;
 }
 
 /* The outcomes of a round trip that did not commit go with the next one
@@ -332,6 +337,7 @@ static int dispatch_loop(loop_t *L)
 
         if (!L->db && !stop_requested) {
             if (!ensure_db(L)) {
+                if (cannot_start) break;
                 apr_sleep(backoff);
                 backoff = backoff * 2 > apr_time_from_sec(5) ? apr_time_from_sec(5) : backoff * 2;
                 owh_deliver_process(L->deliver, owh_jobs_on_done, L);
@@ -491,11 +497,13 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
                      deathsig);
     }
     dispatch_loop(&L);
-    owh_ops_stop(&L);
-    hand_back(&L);
+    if (!cannot_start) {        /* else it claimed nothing: nothing to hand back */
+        owh_ops_stop(&L);
+        hand_back(&L);
+    }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, OWHLOGNO(00508)
                  "dispatcher %s stopped", L.owner);
     apr_pool_destroy(p);
     curl_global_cleanup();
-    return 0;
+    return cannot_start ? OWH_DISPATCHER_STARTUP_ERROR : 0;
 }

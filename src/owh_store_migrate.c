@@ -10,8 +10,11 @@
  *   - the check-only mode of OctoWebhooksMigrate Off (the runtime role may not
  *     change the schema) and the operator's report (`octo-webhooks migrate`).
  * Everything happens under one advisory lock, so many hosts may start at once.
- * APR + libpq only. Over 500 lines: the schema's whole lifecycle reads best
- * in one file (the checks and the report share every step). */
+ * APR + libpq only; results read by column name. Over 500 lines on purpose:
+ * one concern, the schema's lifecycle. Migrating, checking and the
+ * operator's report all run the same read_state -> make_plan, whose types
+ * (state_t, plan_t) stay private to this file; split, they would need a
+ * header of their own shared by two files that change together. */
 #include <apr_strings.h>
 #include <apr_hash.h>
 
@@ -79,6 +82,19 @@ static int version_cmp(const char *a, const char *b)
     return 0;
 }
 
+/* A result's value by column name, copied to p (NULL stays NULL). */
+static const char *value(const PGresult *res, int row, const char *column, apr_pool_t *p)
+{
+    const char *v = owh_store_value(res, row, column);
+    return v ? apr_pstrdup(p, v) : NULL;
+}
+
+static int is_true(const PGresult *res, const char *column)
+{
+    const char *v = owh_store_value(res, 0, column);
+    return v && !strcmp(v, "t");
+}
+
 static apr_status_t read_state(state_t *st, owh_db_t *db, apr_pool_t *p)
 {
     PGresult *res;
@@ -90,29 +106,30 @@ static apr_status_t read_state(state_t *st, owh_db_t *db, apr_pool_t *p)
     st->fn_rows = apr_hash_make(p);
     st->fn_present = apr_hash_make(p);
     if ((rv = owh_store_query(&res, db, p,
-            "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL,"
+            "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL AS migrations,"
             " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname = 'checksum' AND NOT attisdropped"
-            "          AND attrelid = to_regclass('octo_webhooks.schema_migrations')),"
-            " to_regclass('octo_webhooks.schema_functions') IS NOT NULL", 0, NULL)) != APR_SUCCESS)
+            "          AND attrelid = to_regclass('octo_webhooks.schema_migrations')) AS checksums,"
+            " to_regclass('octo_webhooks.schema_functions') IS NOT NULL AS functions", 0, NULL)) != APR_SUCCESS)
         return rv;
-    st->exists = !strcmp(PQgetvalue(res, 0, 0), "t");
-    has_sum = !strcmp(PQgetvalue(res, 0, 1), "t");
-    has_fn = !strcmp(PQgetvalue(res, 0, 2), "t");
+    st->exists = is_true(res, "migrations");
+    has_sum = is_true(res, "checksums");
+    has_fn = is_true(res, "functions");
     owh_store_clear(res, p);
     if (!st->exists) return APR_SUCCESS;
 
     if ((rv = owh_store_query(&res, db, p, has_sum
-            ? "SELECT version, name, checksum, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+            ? "SELECT version, name, checksum, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS applied"
               " FROM octo_webhooks.schema_migrations"
-            : "SELECT version, name, NULL, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+            : "SELECT version, name, NULL AS checksum,"
+              " to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS applied"
               " FROM octo_webhooks.schema_migrations", 0, NULL)) != APR_SUCCESS)
         return rv;
     for (i = 0; i < PQntuples(res); ++i) {
         applied_t *a = apr_pcalloc(p, sizeof(*a));
-        int v = atoi(PQgetvalue(res, i, 0));
-        a->name = apr_pstrdup(p, PQgetvalue(res, i, 1));
-        a->checksum = PQgetisnull(res, i, 2) ? NULL : apr_pstrdup(p, PQgetvalue(res, i, 2));
-        a->applied_at = apr_pstrdup(p, PQgetvalue(res, i, 3));
+        int v = atoi(owh_store_value(res, i, "version"));
+        a->name = value(res, i, "name", p);
+        a->checksum = value(res, i, "checksum", p);
+        a->applied_at = value(res, i, "applied", p);
         apr_hash_set(st->applied, apr_itoa(p, v), APR_HASH_KEY_STRING, a);
         if (v > st->have) st->have = v;
     }
@@ -124,9 +141,9 @@ static apr_status_t read_state(state_t *st, owh_db_t *db, apr_pool_t *p)
             != APR_SUCCESS) return rv;
         for (i = 0; i < PQntuples(res); ++i) {
             fn_row_t *f = apr_pcalloc(p, sizeof(*f));
-            f->checksum = apr_pstrdup(p, PQgetvalue(res, i, 1));
-            f->module_version = apr_pstrdup(p, PQgetvalue(res, i, 2));
-            apr_hash_set(st->fn_rows, apr_pstrdup(p, PQgetvalue(res, i, 0)), APR_HASH_KEY_STRING, f);
+            f->checksum = value(res, i, "checksum", p);
+            f->module_version = value(res, i, "module_version", p);
+            apr_hash_set(st->fn_rows, value(res, i, "name", p), APR_HASH_KEY_STRING, f);
         }
         owh_store_clear(res, p);
     }
@@ -138,7 +155,7 @@ static apr_status_t read_state(state_t *st, owh_db_t *db, apr_pool_t *p)
             "                    AND d.objid = p.oid AND d.deptype = 'e')", 0, NULL)) != APR_SUCCESS)
         return rv;
     for (i = 0; i < PQntuples(res); ++i)
-        apr_hash_set(st->fn_present, apr_pstrdup(p, PQgetvalue(res, i, 0)), APR_HASH_KEY_STRING, "");
+        apr_hash_set(st->fn_present, value(res, i, "proname", p), APR_HASH_KEY_STRING, "");
     owh_store_clear(res, p);
     return APR_SUCCESS;
 }
@@ -288,7 +305,7 @@ static apr_status_t drop_functions(owh_db_t *db, const char *name, int stale_onl
     /* CREATE OR REPLACE rewrites the pg_proc row, so its xmin is ours. */
     if ((rv = owh_store_query(&res, db, p,
             "SELECT format('DROP FUNCTION %I.%I(%s)', n.nspname, p.proname,"
-            "              pg_catalog.pg_get_function_identity_arguments(p.oid))"
+            "              pg_catalog.pg_get_function_identity_arguments(p.oid)) AS stmt"
             "  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
             " WHERE n.nspname = 'octo_webhooks' AND p.proname = $1"
             "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_proc'::regclass"
@@ -296,7 +313,7 @@ static apr_status_t drop_functions(owh_db_t *db, const char *name, int stale_onl
             "   AND (NOT $2::boolean OR p.xmin::text::bigint <> txid_current() % 4294967296)",
             2, args)) != APR_SUCCESS) return rv;
     for (i = 0; i < PQntuples(res) && rv == APR_SUCCESS; ++i)
-        rv = owh_store_query(NULL, db, p, PQgetvalue(res, i, 0), 0, NULL);
+        rv = owh_store_query(NULL, db, p, owh_store_value(res, i, "stmt"), 0, NULL);
     owh_store_clear(res, p);
     return rv;
 }
@@ -327,10 +344,10 @@ static apr_status_t apply_function(owh_db_t *db, const owh_sql_function_t *f, ap
     if (rv == APR_SUCCESS) rv = drop_functions(db, f->name, 1, p);
     if (rv == APR_SUCCESS
         && (rv = owh_store_query(&res, db, p,
-                "SELECT count(*) FROM pg_catalog.pg_proc"
+                "SELECT count(*) AS n FROM pg_catalog.pg_proc"
                 " WHERE pronamespace = 'octo_webhooks'::regnamespace AND proname = $1", 1, args))
            == APR_SUCCESS) {
-        if (!strcmp(PQgetvalue(res, 0, 0), "0")) {
+        if (!strcmp(owh_store_value(res, 0, "n"), "0")) {
             db->errmsg = "the file defines no function of its name";
             rv = APR_EGENERAL;
         }
@@ -437,7 +454,9 @@ leave:
 }
 
 /* ---- entry points -------------------------------------------------------- */
-apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *pool)
+/* Migrates or (check_only) only checks, in a scratch pool; a failure's
+ * message is copied to the caller's pool. */
+static apr_status_t migrate_or_check(owh_db_t *db, int check_only, apr_pool_t *pool)
 {
     apr_pool_t *p;
     state_t st;
@@ -445,31 +464,16 @@ apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *pool)
     apr_status_t rv;
 
     if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) return rv;
-    apr_pool_tag(p, "owh_store_migrate");
+    apr_pool_tag(p, check_only ? "owh_store_schema_check" : "owh_store_migrate");
     if ((rv = read_state(&st, db, p)) != APR_SUCCESS) goto leave;
     make_plan(&pl, &st, p);
-    if (pl.refuse) { rv = refuse(db, pl.refuse, p); goto leave; }
-    if (st.exists && plan_empty(&pl)) goto leave;          /* the usual case: nothing to lock */
-    rv = apply_all(db, p);
-leave:
-    if (db->errmsg) db->errmsg = apr_pstrdup(pool, db->errmsg);
-    apr_pool_destroy(p);
-    return rv;
-}
-
-apr_status_t owh_store_schema_check(owh_db_t *db, apr_pool_t *pool)
-{
-    apr_pool_t *p;
-    state_t st;
-    plan_t pl;
-    apr_status_t rv;
-
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) return rv;
-    apr_pool_tag(p, "owh_store_schema_check");
-    if ((rv = read_state(&st, db, p)) != APR_SUCCESS) goto leave;
-    make_plan(&pl, &st, p);
-    if (pl.refuse) { rv = refuse(db, pl.refuse, p); goto leave; }
-    if (!st.exists || !plan_empty(&pl))
+    if (pl.refuse)
+        rv = refuse(db, pl.refuse, p);
+    else if (st.exists && plan_empty(&pl))
+        ;                                       /* the usual case: nothing to lock */
+    else if (!check_only)
+        rv = apply_all(db, p);
+    else
         rv = refuse(db, apr_psprintf(p, "schema octo_webhooks is older than mod_octo_webhooks %s "
             "understands (%s; %d migration(s) pending, %d function(s) to create or change, %d to drop) "
             "and OctoWebhooksMigrate is Off: run `octo-webhooks migrate` as the schema's owner",
@@ -480,6 +484,16 @@ leave:
     if (db->errmsg) db->errmsg = apr_pstrdup(pool, db->errmsg);
     apr_pool_destroy(p);
     return rv;
+}
+
+apr_status_t owh_store_migrate(owh_db_t *db, apr_pool_t *pool)
+{
+    return migrate_or_check(db, 0, pool);
+}
+
+apr_status_t owh_store_schema_check(owh_db_t *db, apr_pool_t *pool)
+{
+    return migrate_or_check(db, 1, pool);
 }
 
 /* The operator's view: one line per migration and per function not current. */

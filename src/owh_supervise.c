@@ -34,6 +34,14 @@ typedef struct dispatcher_t {
 
 static apr_status_t spawn(dispatcher_t *dp);
 
+/* The MPM's maintenance passes the child's exit code (ap_wait_or_timeout has
+ * decoded it); APR's own refresh passes a raw wait status. */
+static int startup_error(apr_wait_t status)
+{
+    return status == OWH_DISPATCHER_STARTUP_ERROR
+        || (WIFEXITED(status) && WEXITSTATUS(status) == OWH_DISPATCHER_STARTUP_ERROR);
+}
+
 static void maintenance(int reason, void *data, apr_wait_t status)
 {
     dispatcher_t *dp = data;
@@ -52,7 +60,7 @@ static void maintenance(int reason, void *data, apr_wait_t status)
             break;
         /* As mod_cgid's DAEMON_STARTUP_ERROR: a dispatcher that cannot start
          * at all (it logged why) would fail the same way again. */
-        if (WIFEXITED(status) && WEXITSTATUS(status) == OWH_DISPATCHER_STARTUP_ERROR) {
+        if (startup_error(status)) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, dp->s, OWHLOGNO(00509)
                          "dispatcher failed to start (see the line before); not restarting it "
                          "until the next graceful restart");

@@ -9,13 +9,14 @@ use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHDelivery;
 use IO::Socket::INET;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 my $db = new_database();
-my $h = start_httpd(conninfo => $db, dispatcher => 0, directives => join("\n",
+my $h = start_httpd(conninfo => $db, dispatcher => 0, modules => ['status'], directives => join("\n",
     'OctoWebhooksPoolMax 2', 'OctoWebhooksPoolKeep 1',
     'StartServers 2', 'ServerLimit 2', 'ThreadsPerChild 50', 'MaxRequestWorkers 100',
-    'MinSpareThreads 100', 'MaxSpareThreads 100'));
+    'MinSpareThreads 100', 'MaxSpareThreads 100',
+    '<Location /server-status>', 'SetHandler server-status', '</Location>'));
 my $tok = token('honest', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 my ($port) = $h->base =~ m{:(\d+)/};
 is(api('GET', '/webhooks', base => $h->base, token => $tok)->{code}, 200, 'the honest client works');
@@ -29,7 +30,13 @@ for my $i (1 .. 64) {
     push @slow, $s;
 }
 is(scalar @slow, 64, '64 slow clients connected');
-sleep 1;                        # every one is now inside the handler, reading its body
+# every one is inside the handler, holding a worker while it reads the body
+my $busy = sub {
+    my $r = api('GET', '/server-status', base => "http://127.0.0.1:$port", query => 'auto', openapi => 0);
+    return $r->{body} =~ /^BusyWorkers: (\d+)/m ? $1 : 0;
+};
+ok(wait_until(sub { $busy->() > 64 }, 10), 'they hold 64 workers (and the status request one)')
+    or diag('BusyWorkers: ' . $busy->());
 
 my @times;
 for (1 .. 3) {

@@ -11,7 +11,7 @@ use IO::Pty;
 use IO::Socket::INET;
 use POSIX ();
 use File::Temp qw(tempdir);
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 
 # bin/owh run starts the system apache2, which cannot load a module built
 # with AddressSanitizer (OWH_ASAN=1 runs httpd through a preloading wrapper)
@@ -80,8 +80,7 @@ sub running {
 
 sub all_stopped {
     my ($p, $what, $run) = @_;
-    my $end = time + 15;
-    sleep 0.2 while time < $end && (alive($p->{httpd}) || alive($p->{pg}));
+    wait_until(sub { !alive($p->{httpd}) && !alive($p->{pg}) }, 15);
     ok(!alive($p->{httpd}), "$what: httpd stopped");
     ok(!alive($p->{pg}), "$what: PostgreSQL stopped")
         or diag(`ps -o pid,ppid,pgid,sid,stat,args -p $p->{pg}` . ($run ? $run->{out} : ''));
@@ -121,7 +120,7 @@ $run = start_run();
 $p = running($run, 'fifth run');
 kill 'KILL', $run->{pid}, $p->{httpd}, $p->{pg};
 waitpid($run->{pid}, 0);
-sleep 0.5;
+ok(wait_until(sub { !alive($p->{httpd}) && !alive($p->{pg}) }, 10), 'kill -9: httpd and PostgreSQL are gone');
 ok(-e "$state/run/httpd.pid" && -e "$state/pg/postmaster.pid", 'stale pid files are left');
 $run = start_run();
 $p = running($run, 'a run after kill -9 of everything');

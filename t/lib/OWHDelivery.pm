@@ -2,8 +2,8 @@ package OWHDelivery;
 # Helpers for the delivery tests: a fresh database per test file, private
 # httpd instances (with their dispatcher) on it, and a receiving endpoint
 # (the sink) that records every request and answers as the test says. The
-# API client, tokens and polling are OWHTest's (api, token, wait_until),
-# exported from here too; the instances' httpd.conf is OWHConf's.
+# API client, tokens, SQL and polling are OWHTest's (api, token, q_at,
+# wait_until), exported from here too; the instances' httpd.conf is OWHConf's.
 use strict;
 use warnings;
 use Exporter 'import';
@@ -11,7 +11,7 @@ use File::Temp qw(tempdir);
 use JSON::PP ();
 use Fcntl qw(:flock);
 use POSIX ();
-use OWHTest qw(api token wait_until free_port);
+use OWHTest qw(api token wait_until free_port q_at);
 use OWHConf ();
 
 our @EXPORT = qw(new_database start_httpd start_sink emit q_at wait_settled api token wait_until free_port);
@@ -19,9 +19,6 @@ our @EXPORT = qw(new_database start_httpd start_sink emit q_at wait_settled api 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 my @instances;
 my $dbn = 0;
-
-# SQL with psql variables (shared with the API tests).
-sub q_at { OWHTest::psql_at(@_) }
 
 # A fresh database in the test cluster: other test files' webhooks never see
 # this file's events.
@@ -60,7 +57,8 @@ package OWHDelivery::Httpd;
 my $HTTPD = $ENV{OWH_TEST_HTTPD} || '/usr/sbin/apache2';
 
 # start_httpd(conninfo => CI, directives => "more\nlines", guarded => 1,
-# dispatcher => 0, start => 0): an httpd on a free port with the module on
+# dispatcher => 0, modules => [Debian's, by short name], start => 0): an
+# httpd on a free port with the module on
 # that database, its dispatcher polling every 200 ms; loopback receivers
 # allowed unless guarded (the SSRF guard's defaults then). Returns once it
 # answers and, unless dispatcher => 0, once its dispatcher runs; start => 0:
@@ -73,7 +71,7 @@ sub new {
                        dispatcher => ($opt{directives} // '') !~ /^\s*OctoWebhooksDispatcher\s+Off/mi, %opt }, $class;
     OWHConf::write_httpd_conf("$dir/httpd.conf", root => $dir, port => $port, database => $opt{conninfo},
         ($opt{guarded} ? () : (allow => '127.0.0.0/8 ::1')), (exists $opt{dispatcher} ? (dispatcher => $opt{dispatcher}) : ()),
-        ops => 'all',
+        ops => 'all', modules => $opt{modules},
         directives => [ 'StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 10', 'MaxRequestWorkers 20',
                         'OctoWebhooksPollInterval 200ms', split(/\n/, $opt{directives} // '') ]);
     $self->start unless defined $opt{start} && !$opt{start};   # start => 0: the test starts it
@@ -117,16 +115,12 @@ sub dispatcher_pids {
 }
 
 # GET /octo-status (JSON) and /octo-metrics (text) of this httpd.
-sub status {
-    my ($self) = @_;
-    my $r = OWHTest::api('GET', '/octo-status', base => "http://127.0.0.1:$self->{port}", openapi => 0);
-    return $r->{code} == 200 ? $r->{json} : undef;
-}
-
-sub metrics {
-    my ($self) = @_;
-    my $r = OWHTest::api('GET', '/octo-metrics', base => "http://127.0.0.1:$self->{port}", openapi => 0);
-    return $r->{code} == 200 ? $r->{body} : undef;
+sub status  { my $r = $_[0]->_ops_get('/octo-status');  return $r && $r->{json} }
+sub metrics { my $r = $_[0]->_ops_get('/octo-metrics'); return $r && $r->{body} }
+sub _ops_get {
+    my ($self, $path) = @_;
+    my $r = OWHTest::api('GET', $path, base => "http://127.0.0.1:$self->{port}", openapi => 0);
+    return $r->{code} == 200 ? $r : undef;
 }
 
 # The dispatcher started last that is still alive.

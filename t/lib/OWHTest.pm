@@ -1,6 +1,7 @@
 package OWHTest;
 # Helpers of every test file: the one API client (api) and the one token
-# maker (token), SQL through psql, polling (wait_until), stopping and starting
+# maker (token), SQL through psql (q_at; psql_query on the test server's
+# database), polling (wait_until), stopping and starting
 # the test PostgreSQL and the Apache::Test httpd. Without a base or db option
 # they aim at the Apache::Test server and its database; the delivery tests
 # point them at their private instances (t/lib/OWHDelivery.pm). See bin/owh
@@ -18,7 +19,7 @@ use IO::Socket::INET ();
 use Time::HiRes ();
 use OWHOpenAPI ();
 
-our @EXPORT = qw(token api psql_query psql_at pg_stop pg_start server_restart json_encode wait_until free_port);
+our @EXPORT = qw(token api psql_query q_at pg_stop pg_start server_restart json_encode wait_until free_port);
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
@@ -45,8 +46,8 @@ sub free_port {
 }
 
 # psql with -v variables: values never become SQL text.
-# psql_at(conninfo, sql, params...) -> arrayref of rows; dies on error.
-sub psql_at {
+# q_at(conninfo, sql, params...) -> arrayref of rows; dies on error.
+sub q_at {
     my ($ok, $rows) = _psql_at(@_);
     die "psql failed: $_[1]\n" unless $ok;
     return $rows;
@@ -72,7 +73,7 @@ sub _psql_at {
     return ($? == 0, \@rows);
 }
 
-sub psql_query { psql_at($ENV{OWH_TEST_CONNINFO}, @_) }
+sub psql_query { q_at($ENV{OWH_TEST_CONNINFO}, @_) }
 
 # token(connection, [abilities], db => conninfo) -> a fresh token of the
 # connection with these abilities, in the test server's database unless db

@@ -80,7 +80,7 @@ int main(void)
     const char *s;
 
     apr_initialize();
-    apr_pool_create(&p, NULL);
+    p = tap_pool(NULL, "test_diff");
 
     check(NULL, "{\"uuid\":\"b1\",\"status\":\"ON_HOLD\"}", "[]", "first event: []", p);
     check("{\"a\":1}", "{\"a\":1}", "[]", "no change: []", p);

@@ -19,7 +19,7 @@ int main(void)
 
     (void)tap_is_str;
     apr_initialize();
-    apr_pool_create(&p, NULL);
+    p = tap_pool(NULL, "test_metrics");
     owh_metrics_attempt(OWH_ATTEMPT_SUCCESS, 1, 1000);      /* before init: a no-op, no crash */
     tap_ok(owh_metrics_init(p) == APR_SUCCESS, "init makes the segment");
     first = owh_metrics;

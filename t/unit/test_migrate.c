@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 
     if (argc < 2) { fprintf(stderr, "usage: test_migrate CONNINFO (an empty database)\n"); return 2; }
     apr_initialize();
-    apr_pool_create(&p, NULL);
+    p = tap_pool(NULL, "test_migrate");
     rv = owh_store_connect_schema(&db, argv[1], 5, OWH_SCHEMA_LEAVE, p);
     tap_ok(rv == APR_SUCCESS, "connects without touching the schema");
     if (rv != APR_SUCCESS) { printf("# %s\n", db->errmsg); apr_pool_destroy(p); return tap_done() | 1; }

@@ -6,14 +6,7 @@
 #include <apr_general.h>
 
 #include "owh_netguard.h"
-
-static int n, failed;
-
-static void ok(int cond, const char *name)
-{
-    printf("%sok %d - %s\n", cond ? "" : "not ", ++n, name);
-    if (!cond) failed++;
-}
+#include "tap.h"
 
 static const char *check(const owh_netguard_t *g, const char *ip)
 {
@@ -53,47 +46,47 @@ int main(void)
     char name[128];
 
     apr_app_initialize(NULL, NULL, NULL);
-    apr_pool_create(&p, NULL);
+    p = tap_pool(NULL, "test_netguard");
     for (ip = refused; *ip; ++ip) {
         snprintf(name, sizeof(name), "%s refused by default", *ip);
-        ok(check(NULL, *ip) != NULL, name);
+        tap_ok(check(NULL, *ip) != NULL, name);
     }
     for (ip = passed; *ip; ++ip) {
         snprintf(name, sizeof(name), "%s allowed", *ip);
-        ok(check(NULL, *ip) == NULL, name);
+        tap_ok(check(NULL, *ip) == NULL, name);
     }
-    ok(!strcmp(check(NULL, "127.0.0.1"), "loopback"), "reason names loopback");
-    ok(strstr(check(NULL, "169.254.169.254"), "metadata") != NULL, "reason names cloud metadata");
+    tap_ok(!strcmp(check(NULL, "127.0.0.1"), "loopback"), "reason names loopback");
+    tap_ok(strstr(check(NULL, "169.254.169.254"), "metadata") != NULL, "reason names cloud metadata");
 
     g = owh_netguard_make(p);
-    ok(owh_netguard_allow(g, "127.0.0.1/32", p) == NULL, "allow 127.0.0.1/32");
-    ok(owh_netguard_allow(g, "fd00::/8", p) == NULL, "allow fd00::/8");
-    ok(owh_netguard_allow(g, "10.0.0.0/33", p) != NULL, "refuse /33");
-    ok(owh_netguard_allow(g, "example.com", p) != NULL, "refuse a name");
-    ok(owh_netguard_allow(g, "10.0.0.0/", p) != NULL, "refuse an empty prefix");
-    ok(check(g, "127.0.0.1") == NULL, "allowed 127.0.0.1");
-    ok(check(g, "::ffff:127.0.0.1") == NULL, "allowed mapped 127.0.0.1");
-    ok(check(g, "127.0.0.2") != NULL, "127.0.0.2 still refused");
-    ok(check(g, "fd12::1") == NULL, "fd12::1 allowed by fd00::/8");
-    ok(check(g, "fc00::1") != NULL, "fc00::1 still refused");
+    tap_ok(owh_netguard_allow(g, "127.0.0.1/32", p) == NULL, "allow 127.0.0.1/32");
+    tap_ok(owh_netguard_allow(g, "fd00::/8", p) == NULL, "allow fd00::/8");
+    tap_ok(owh_netguard_allow(g, "10.0.0.0/33", p) != NULL, "refuse /33");
+    tap_ok(owh_netguard_allow(g, "example.com", p) != NULL, "refuse a name");
+    tap_ok(owh_netguard_allow(g, "10.0.0.0/", p) != NULL, "refuse an empty prefix");
+    tap_ok(check(g, "127.0.0.1") == NULL, "allowed 127.0.0.1");
+    tap_ok(check(g, "::ffff:127.0.0.1") == NULL, "allowed mapped 127.0.0.1");
+    tap_ok(check(g, "127.0.0.2") != NULL, "127.0.0.2 still refused");
+    tap_ok(check(g, "fd12::1") == NULL, "fd12::1 allowed by fd00::/8");
+    tap_ok(check(g, "fc00::1") != NULL, "fc00::1 still refused");
 
-    ok(owh_netguard_check_url(NULL, "http://127.0.0.1:8080/x", p) != NULL, "url literal 127.0.0.1");
-    ok(owh_netguard_check_url(NULL, "http://[::1]/x", p) != NULL, "url literal [::1]");
-    ok(owh_netguard_check_url(NULL, "http://2130706433/", p) != NULL, "url decimal 127.0.0.1");
-    ok(owh_netguard_check_url(NULL, "http://0x7f.1/", p) != NULL, "url hex 127.1");
-    ok(owh_netguard_check_url(NULL, "http://user:pw@10.0.0.5/", p) != NULL, "url with credentials");
-    ok(owh_netguard_check_url(NULL, "https://example.com/x", p) == NULL, "names are checked at connect");
-    ok(owh_netguard_check_url(NULL, "https://8.8.8.8/x", p) == NULL, "public literal");
-    ok(owh_netguard_check_url(g, "http://127.0.0.1:9/x", p) == NULL, "allowed literal");
-    ok(owh_netguard_check_url(NULL, "http://[64:ff9b:1::a00:1]/", p) != NULL, "url local-use NAT64");
-    ok(owh_netguard_check_url(NULL, "http://[::ffff:0:7f00:1]/", p) != NULL, "url IPv4-translated loopback");
-    ok(owh_netguard_check_url(NULL, "http://[::0.0.0.2]/", p) != NULL, "url IPv4-compatible");
-    ok(owh_netguard_check_url(NULL, "http://[3fff::1]/", p) != NULL, "url documentation 3fff::/20");
-    ok(owh_netguard_check_url(NULL, "http://[5f00::1]/", p) != NULL, "url SRv6 5f00::/16");
-    ok(owh_netguard_check_url(g, "http://[::ffff:0:7f00:1]/", p) == NULL, "translated form of an allowed IPv4");
+    tap_ok(owh_netguard_check_url(NULL, "http://127.0.0.1:8080/x", p) != NULL, "url literal 127.0.0.1");
+    tap_ok(owh_netguard_check_url(NULL, "http://[::1]/x", p) != NULL, "url literal [::1]");
+    tap_ok(owh_netguard_check_url(NULL, "http://2130706433/", p) != NULL, "url decimal 127.0.0.1");
+    tap_ok(owh_netguard_check_url(NULL, "http://0x7f.1/", p) != NULL, "url hex 127.1");
+    tap_ok(owh_netguard_check_url(NULL, "http://user:pw@10.0.0.5/", p) != NULL, "url with credentials");
+    tap_ok(owh_netguard_check_url(NULL, "https://example.com/x", p) == NULL, "names are checked at connect");
+    tap_ok(owh_netguard_check_url(NULL, "https://8.8.8.8/x", p) == NULL, "public literal");
+    tap_ok(owh_netguard_check_url(g, "http://127.0.0.1:9/x", p) == NULL, "allowed literal");
+    tap_ok(owh_netguard_check_url(NULL, "http://[64:ff9b:1::a00:1]/", p) != NULL, "url local-use NAT64");
+    tap_ok(owh_netguard_check_url(NULL, "http://[::ffff:0:7f00:1]/", p) != NULL, "url IPv4-translated loopback");
+    tap_ok(owh_netguard_check_url(NULL, "http://[::0.0.0.2]/", p) != NULL, "url IPv4-compatible");
+    tap_ok(owh_netguard_check_url(NULL, "http://[3fff::1]/", p) != NULL, "url documentation 3fff::/20");
+    tap_ok(owh_netguard_check_url(NULL, "http://[5f00::1]/", p) != NULL, "url SRv6 5f00::/16");
+    tap_ok(owh_netguard_check_url(g, "http://[::ffff:0:7f00:1]/", p) == NULL, "translated form of an allowed IPv4");
 
-    printf("1..%d\n", n);
+    (void)tap_is_str;
     apr_pool_destroy(p);
     apr_terminate();
-    return failed ? 1 : 0;
+    return tap_done();
 }

@@ -39,7 +39,7 @@ int main(void)
     char date[APR_RFC822_DATE_LEN];
 
     apr_initialize();
-    apr_pool_create(&p, NULL);
+    p = tap_pool(NULL, "test_outcome");
     now = apr_time_from_sec(1700000000);
     delays = apr_array_make(p, 2, sizeof(apr_interval_time_t));
     APR_ARRAY_PUSH(delays, apr_interval_time_t) = apr_time_from_sec(5);

@@ -20,7 +20,7 @@ int main(void)
         NULL };
 
     apr_initialize();
-    apr_pool_create(&p, NULL);
+    p = tap_pool(NULL, "test_sign");
 
     tap_is_str(owh_sign_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
                                   "1614265330", body, strlen(body), p),

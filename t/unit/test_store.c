@@ -49,13 +49,17 @@ int main(void)
     setvbuf(stdout, NULL, _IONBF, 0);     /* what ran before a crash is seen */
     if (!conninfo) { printf("1..0 # SKIP OWH_TEST_CONNINFO is not set\n"); return 0; }
     apr_app_initialize(NULL, NULL, NULL);
-    apr_pool_create(&top, NULL);
+    top = tap_pool(NULL, "test_store");
     before = backends(conninfo, top);
 
     /* pchild as httpd makes it, with an allocator that frees at once */
     apr_allocator_create(&alloc);
     apr_allocator_max_free_set(alloc, 1);
-    apr_pool_create_ex(&child, NULL, NULL, alloc);
+    if (apr_pool_create_ex(&child, NULL, NULL, alloc) != APR_SUCCESS) {
+        printf("Bail out! cannot create the child pool\n");
+        return 1;
+    }
+    apr_pool_tag(child, "test_store_child");
     apr_allocator_owner_set(alloc, child);
 
     memset(&params, 0, sizeof(params));
@@ -70,7 +74,7 @@ int main(void)
     tap_ok(owh_store_create(&st, &params, child) == APR_SUCCESS, "store created");
 
     /* two requests' connections, released with their request pool */
-    apr_pool_create(&req, child);
+    req = tap_pool(child, "test_store_req");
     tap_ok(owh_store_acquire(&a, st, req) == APR_SUCCESS, "first connection");
     tap_ok(owh_store_acquire(&b, st, req) == APR_SUCCESS, "second connection");
     tap_ok(owh_store_query(NULL, a, req, "SELECT 1", 0, NULL) == APR_SUCCESS, "a query on it");

@@ -57,7 +57,7 @@ int main(void)
     char big[3000];
 
     apr_app_initialize(NULL, NULL, NULL);
-    apr_pool_create(&pool, NULL);
+    pool = tap_pool(NULL, "test_webhook");
 
     /* events */
     tap_ok(owh_event_parse("booking_update") == OWH_EVENT_BOOKING, "booking_update");
