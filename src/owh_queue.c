@@ -204,18 +204,8 @@ apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
     args[2] = owh_store_interval(delay, p);
     owh_log_perror(OWH_LOG_MARK, OWH_LOG_TRACE1, 0, p, OWHLOGNO(00603)
                    "release: %d claims handed back, due in %" APR_TIME_T_FMT " ms", jobs->nelts, delay / 1000);
-    /* By primary key (= ANY is an index scan whatever the batch); a claim
-     * id names one lease of one delivery, so matching both sets is exact.
-     * The leases end: out of their webhooks' in-flight counts. */
     return owh_store_query(NULL, db, p,
-        "WITH r AS (UPDATE octo_webhooks.deliveries d"
-        "              SET next_attempt_at = clock_timestamp() + $3::interval, claim_id = NULL"
-        "            WHERE d.id = ANY ($1::uuid[]) AND d.claim_id = ANY ($2::uuid[]) AND d.status = 'pending'"
-        "        RETURNING d.webhook_id)"
-        " UPDATE octo_webhooks.webhook_flight f SET in_flight = greatest(f.in_flight - n.n, 0)"
-        "   FROM (SELECT r.webhook_id, count(*)::int AS n FROM r GROUP BY r.webhook_id) n"
-        "  WHERE f.webhook_id = n.webhook_id",
-        3, args);
+        "SELECT octo_webhooks.release($1::uuid[], $2::uuid[], $3::interval)", 3, args);
 }
 
 apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const char *event_id,

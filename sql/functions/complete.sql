@@ -26,10 +26,6 @@ BEGIN
                    last_status = r.code, last_error = r.error
               FROM r WHERE d.id = r.id AND d.claim_id = r.claim AND d.status = 'pending'
              RETURNING d.id, d.webhook_id, d.object_key, r.status),
-    -- their leases end: out of the webhooks' in-flight counts
-    flight AS (UPDATE octo_webhooks.webhook_flight f SET in_flight = greatest(f.in_flight - n.n, 0)
-                 FROM (SELECT upd.webhook_id, count(*)::int AS n FROM upd GROUP BY upd.webhook_id) n
-                WHERE f.webhook_id = n.webhook_id),
     ins AS (INSERT INTO octo_webhooks.attempts (delivery_id, attempt, started_at, status_code,
                    latency_ms, response_excerpt, error, dispatcher)
             SELECT r.id, r.attempt, to_timestamp(r.started), r.code, r.latency, r.excerpt, r.error, p_owner
@@ -74,6 +70,18 @@ BEGIN
     IF v_hooks IS NOT NULL THEN
         PERFORM octo_webhooks.deactivate(v_hooks,
             'every delivery attempt failed for ' || p_disable_after::text);
+    END IF;
+
+    -- The leases that ended leave their webhooks' in-flight counts. Those
+    -- rows are written under the claims' lock only (taken first, as claim()
+    -- does): a dispatcher completing while another claims must not hold a
+    -- count the claim needs while it waits for the lock the claim holds.
+    IF v_done <> '[]'::jsonb THEN
+        PERFORM pg_advisory_xact_lock(7261003, 1);
+        UPDATE octo_webhooks.webhook_flight f SET in_flight = greatest(f.in_flight - n.n, 0)
+          FROM (SELECT x.webhook_id, count(*)::int AS n
+                  FROM jsonb_to_recordset(v_done) AS x(webhook_id uuid) GROUP BY x.webhook_id) n
+         WHERE f.webhook_id = n.webhook_id;
     END IF;
 
     -- The next delivery of each object whose delivery ended: only when

@@ -4,6 +4,8 @@
 -- had pending: a later recover brings those back.
 CREATE OR REPLACE FUNCTION octo_webhooks.deactivate(p_webhooks uuid[], p_reason text)
 RETURNS void LANGUAGE sql AS $$
+    -- webhook_flight is written under the claims' lock only (see complete())
+    SELECT pg_advisory_xact_lock(7261003, 1);
     UPDATE octo_webhooks.webhooks
        SET active = false, disabled_reason = p_reason, disabled_at = clock_timestamp(),
            updated_at = clock_timestamp()
