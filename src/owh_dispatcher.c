@@ -354,7 +354,13 @@ static int dispatch_loop(loop_t *L)
         if (!stop_requested && L->db && !L->cycle) owh_ops_tick(L);
         free_slots = L->sc->max_concurrency - L->claimed;
         want_claim = !stop_requested && free_slots > 0
-                     && (wake || L->more || now >= L->next_poll || (L->held && L->freed));
+                     && (wake || L->more || now >= L->next_poll
+                         /* due work a cap held back, and a slot freed: claim
+                          * for it once fewer than a round of claims wait for
+                          * fast hosts (claiming for every freed slot would pay
+                          * a claim's fixed cost for a row or two; a slow
+                          * host's line must not hold the others' claims) */
+                         || (L->held && L->freed && owh_jobs_waiting_fast(L) < L->sc->max_per_host));
         if (L->db && !L->cycle && (want_claim || L->results->nelts)) {
             if (want_claim) wake = 0;
             cycle_send(L, want_claim);

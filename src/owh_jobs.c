@@ -105,6 +105,18 @@ int owh_jobs_host_queue(loop_t *L, const host_t *h)
     return (int)rounds * L->sc->max_per_host;
 }
 
+/* Claimed deliveries waiting here for fast hosts (they will start soon). */
+int owh_jobs_waiting_fast(loop_t *L)
+{
+    apr_hash_index_t *hi;
+    int n = 0;
+    for (hi = apr_hash_first(NULL, L->hosts); hi; hi = apr_hash_next(hi)) {
+        const host_t *h = apr_hash_this_val(hi);
+        if (h->waiting && h->done && h->latency < FAST_HOST) n += h->waiting;
+    }
+    return n;
+}
+
 /* Puts j in line for a slot of its host. */
 void owh_jobs_wait(loop_t *L, job_t *j)
 {
