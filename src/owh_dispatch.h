@@ -41,7 +41,6 @@ typedef struct loop_t {
     int host_hooks_n;
     apr_pool_t *respool;
     apr_array_header_t *results;    /* owh_result_t *: to record with the next round trip */
-    apr_time_t results_at;          /* when the first of them arrived */
     owh_queue_cycle_t *cycle;       /* the round trip in flight, or NULL */
     apr_pool_t *cyclepool;          /* its memory: its outcomes, its claimed rows */
     apr_array_header_t *cycle_results; /* the outcomes it carries (again if it fails) */

@@ -29,7 +29,6 @@
 #define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
 #define BLOCKED_POLL    apr_time_from_msec(50)     /* due work held back by a cap: look again */
 #define UNPARK_EVERY    apr_time_from_sec(1)       /* orphaned parked deliveries: look this often */
-#define RESULTS_WAIT    apr_time_from_msec(3)      /* outcomes alone wait this long for company */
 
 static volatile sig_atomic_t stop_requested;
 static int connected_once, cannot_start;   /* the latter: exit with OWH_DISPATCHER_STARTUP_ERROR */
@@ -96,7 +95,6 @@ static int ensure_db(loop_t *L)
 static void requeue_results(loop_t *L)
 {
     int i;
-    if (!L->results->nelts) L->results_at = apr_time_now();
     for (i = 0; i < L->cycle_results->nelts; ++i) {
         owh_result_t *r = apr_pmemdup(L->respool, APR_ARRAY_IDX(L->cycle_results, i, owh_result_t *),
                                       sizeof(owh_result_t));
@@ -317,15 +315,6 @@ static json_t *default_supplier(owh_srv_conf_t *sc, apr_pool_t *p)
     return o;
 }
 
-/* Outcomes go with the next claim; on their own only once a round of them
- * gathered or the first has waited RESULTS_WAIT (a round trip of a few
- * outcomes costs the database nearly what one of many does). */
-static int results_due(loop_t *L, apr_time_t now)
-{
-    if (!L->results->nelts) return 0;
-    return stop_requested || L->results->nelts >= L->sc->max_per_host || now - L->results_at >= RESULTS_WAIT;
-}
-
 /* The loop: at most one database round trip in flight (outcomes + claim),
  * overlapping the transfers. A transfer that ends frees its slot at once;
  * if a cap held due work back, the next round trip claims for it right away,
@@ -372,7 +361,7 @@ static int dispatch_loop(loop_t *L)
                           * a claim's fixed cost for a row or two; a slow
                           * host's line must not hold the others' claims) */
                          || (L->held && L->freed && owh_jobs_waiting_fast(L) < L->sc->max_per_host));
-        if (L->db && !L->cycle && (want_claim || results_due(L, now))) {
+        if (L->db && !L->cycle && (want_claim || L->results->nelts)) {
             if (want_claim) wake = 0;
             cycle_send(L, want_claim);
         }
@@ -381,8 +370,7 @@ static int dispatch_loop(loop_t *L)
         /* its answer wakes us, unless libpq already read it (draining
          * notifications consumes input): then no wait at all */
         if (L->cycle) timeout_ms = owh_queue_cycle_buffered(L->cycle) ? 0 : 1000;
-        else if (L->results->nelts)
-            timeout_ms = (int)((L->results_at + RESULTS_WAIT - apr_time_now()) / 1000);
+        else if (L->results->nelts) timeout_ms = 0;
         else timeout_ms = (int)((L->next_poll - apr_time_now()) / 1000);
         if (timeout_ms < 0) timeout_ms = 0;
         if (timeout_ms > 1000) timeout_ms = 1000;

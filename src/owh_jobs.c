@@ -167,7 +167,6 @@ void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh
                  r->error ? ", " : "", r->error ? r->error : "");
     owh_metrics_attempt(attempt_kind(j, code, error, res), res != NULL, apr_time_from_msec(latency_ms));
     owh_metrics_inflight(L->claimed);
-    if (!L->results->nelts) L->results_at = apr_time_now();
     APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
     L->freed = 1;
 }
