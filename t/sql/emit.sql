@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(14);
+SELECT plan(15);
 
 DELETE FROM octo_webhooks.deliveries; DELETE FROM octo_webhooks.events;
 DELETE FROM octo_webhooks.object_states; DELETE FROM octo_webhooks.webhooks;
@@ -38,7 +38,8 @@ CREATE FUNCTION pg_temp.idx_read(p_index text) RETURNS bigint LANGUAGE sql AS $$
     SELECT pg_stat_get_xact_tuples_returned(('octo_webhooks.' || p_index)::regclass)
 $$;
 CREATE TEMP TABLE mark AS SELECT pg_temp.idx_read('webhooks_types_active') AS gin,
-                                 pg_temp.idx_read('webhooks_connection_seq') AS conn;
+                                 pg_temp.idx_read('webhooks_connection_seq') AS conn,
+                                 pg_stat_get_xact_numscans('octo_webhooks.deliveries_object'::regclass) AS probes;
 
 -- the plan a session keeps after five calls: parameters unknown to the planner
 SET LOCAL plan_cache_mode = force_generic_plan;
@@ -52,6 +53,8 @@ SELECT cmp_ok(pg_temp.idx_read('webhooks_connection_seq') - (SELECT conn FROM ma
               'scoped fan-out: only the connection''s own webhooks are read, not another''s 100');
 SELECT is((SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = :e1 AND next_attempt_at = 'infinity'),
           0::bigint, 'an object''s first event: due at once');
+SELECT is(pg_stat_get_xact_numscans('octo_webhooks.deliveries_object'::regclass) - (SELECT probes FROM mark), 3::bigint,
+          'one probe of the pending-object index per webhook (a plan made on an empty queue does not scan it whole)');
 
 -- the same booking again: parked behind the pending one, webhook by webhook
 INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
