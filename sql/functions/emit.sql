@@ -11,19 +11,20 @@
 CREATE OR REPLACE FUNCTION octo_webhooks.emit(p_event text, p_object jsonb, p_connection text DEFAULT NULL,
                                               p_language text DEFAULT NULL, p_supplier jsonb DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
--- Every statement here is a lookup by key; a supplier's pooled session keeps
--- the plans made when object_states or webhooks were nearly empty (a fresh
--- install), and a sequential scan chosen then would read the whole table on
--- every emit once it has grown.
+-- Every statement here is a lookup by key. A supplier's pooled session keeps
+-- the plans made when deliveries or object_states were nearly empty (a fresh
+-- install, a pruned queue); a sequential scan chosen then would read the
+-- whole table per webhook once the queue has grown. (The parking probe also
+-- needs statistics on deliveries: never analyzed, the planner cannot tell
+-- deliveries_object from deliveries_webhook_due, which walks the webhook's
+-- backlog; autovacuum analyzes the table within its first minute of use.)
 SET enable_seqscan = off AS $$
 DECLARE
     v_type text := octo_webhooks.event_type(p_event);
     v_key  text;
     v_id   bigint;
     v_prev jsonb;
-    v_hooks  uuid[];
-    v_conns  text[];
-    v_snaps  jsonb[];
+    v_n    bigint := 0;
 BEGIN
     IF v_type IS NULL THEN
         RAISE EXCEPTION 'octo_webhooks.emit: unknown event %', coalesce(quote_literal(p_event), 'NULL')
@@ -68,41 +69,46 @@ BEGIN
     -- GIN index on event_types, which holds every tenant's bookings, is never
     -- ANDed in); one without a connection is nobody's and reaches no webhook
     -- in either dialect. Availability and products reach every active
-    -- webhook of the type (webhooks_types_active). Each webhook is captured
-    -- as it is now (webhook_snapshot, inlined).
+    -- webhook of the type (webhooks_types_active). Each delivery is parked
+    -- ('infinity') behind a pending one of the same object to the same
+    -- webhook, else due now: one probe of deliveries_object per webhook, in
+    -- the statement (LATERAL ... LIMIT 1: never hashed over the whole index;
+    -- ORDER BY event_id: that index's order, so a plan made on a near-empty
+    -- table does not pick deliveries_webhook_due and walk a webhook's backlog).
     IF v_type IN ('booking_update', 'order_update') THEN
         IF p_connection IS NOT NULL THEN
-            SELECT array_agg(w.id ORDER BY w.seq), array_agg(w.connection_id ORDER BY w.seq),
-                   array_agg(octo_webhooks.webhook_snapshot(w) ORDER BY w.seq)
-              INTO v_hooks, v_conns, v_snaps
-              FROM octo_webhooks.webhooks w
-             WHERE w.connection_id = p_connection AND w.active AND v_type = ANY (w.event_types)
-               -- seed 003: BOOKING_UPDATE to a subscription only when the booking is
-               -- confirmed or cancelled (a status-less object: always)
-               AND (w.dialect = 'octo' OR v_type <> 'booking_update'
-                    OR coalesce(p_object->>'status', 'CONFIRMED') IN ('CONFIRMED', 'CANCELLED'));
+            INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
+                                                  next_attempt_at)
+                 SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
+                        CASE WHEN p.parked THEN 'infinity'::timestamptz ELSE clock_timestamp() END
+                   FROM octo_webhooks.webhooks w
+                   LEFT JOIN LATERAL (SELECT true AS parked FROM octo_webhooks.deliveries d
+                                       WHERE d.webhook_id = w.id AND d.object_key = v_key
+                                         AND d.status = 'pending' ORDER BY d.event_id LIMIT 1) p ON true
+                  WHERE w.connection_id = p_connection AND w.active AND v_type = ANY (w.event_types)
+                    -- seed 003: BOOKING_UPDATE to a subscription only when the booking is
+                    -- confirmed or cancelled (a status-less object: always)
+                    AND (w.dialect = 'octo' OR v_type <> 'booking_update'
+                         OR coalesce(p_object->>'status', 'CONFIRMED') IN ('CONFIRMED', 'CANCELLED'))
+                  ORDER BY w.seq;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
         END IF;
     ELSE
-        SELECT array_agg(w.id ORDER BY w.seq), array_agg(w.connection_id ORDER BY w.seq),
-               array_agg(octo_webhooks.webhook_snapshot(w) ORDER BY w.seq)
-          INTO v_hooks, v_conns, v_snaps
-          FROM octo_webhooks.webhooks w
-         WHERE w.active AND w.event_types @> ARRAY[v_type];
+        INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
+                                              next_attempt_at)
+             SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
+                    CASE WHEN p.parked THEN 'infinity'::timestamptz ELSE clock_timestamp() END
+               FROM octo_webhooks.webhooks w
+               LEFT JOIN LATERAL (SELECT true AS parked FROM octo_webhooks.deliveries d
+                                   WHERE d.webhook_id = w.id AND d.object_key = v_key
+                                     AND d.status = 'pending' ORDER BY d.event_id LIMIT 1) p ON true
+              WHERE w.active AND w.event_types @> ARRAY[v_type]
+              ORDER BY w.seq;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
     END IF;
-    IF v_hooks IS NULL THEN
-        RETURN v_id;
+    IF v_n > 0 THEN
+        PERFORM pg_notify('octo_webhooks', '');
     END IF;
-    -- A delivery waits parked ('infinity') behind a pending one of the same
-    -- object to the same webhook (parked_behind: one probe per webhook), and
-    -- is due at once otherwise.
-    INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
-                                          next_attempt_at)
-         SELECT v_id, h.id, h.conn, h.snap, v_key,
-                CASE WHEN h.id = ANY (p.hooks) THEN 'infinity'::timestamptz ELSE clock_timestamp() END
-           FROM unnest(v_hooks, v_conns, v_snaps) WITH ORDINALITY AS h(id, conn, snap, n),
-                (SELECT octo_webhooks.parked_behind(v_hooks, v_key) AS hooks) p
-          ORDER BY h.n;
-    PERFORM pg_notify('octo_webhooks', '');
     RETURN v_id;
 END $$;
 REVOKE ALL ON FUNCTION octo_webhooks.emit(text, jsonb, text, text, jsonb) FROM PUBLIC;
