@@ -10,7 +10,15 @@
 -- need no right on any table.
 CREATE OR REPLACE FUNCTION octo_webhooks.emit(p_event text, p_object jsonb, p_connection text DEFAULT NULL,
                                               p_language text DEFAULT NULL, p_supplier jsonb DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Every statement here is a lookup by key. A supplier's pooled session keeps
+-- the plans made when deliveries or object_states were nearly empty (a fresh
+-- install, a pruned queue); a sequential scan chosen then would read the
+-- whole table per webhook once the queue has grown. (The parking probe also
+-- needs statistics on deliveries: never analyzed, the planner cannot tell
+-- deliveries_object from deliveries_webhook_due, which walks the webhook's
+-- backlog; autovacuum analyzes the table within its first minute of use.)
+SET enable_seqscan = off AS $$
 DECLARE
     v_type text := octo_webhooks.event_type(p_event);
     v_key  text;
@@ -57,17 +65,27 @@ BEGIN
 
     -- Fan-out, O(matching webhooks): a booking or order belongs to its
     -- connection, so only that connection's webhooks are read (index
-    -- webhooks_connection_seq); one without a connection is nobody's and
-    -- reaches no webhook in either dialect. Availability and products reach
-    -- every active webhook of the type (webhooks_types_active).
+    -- webhooks_connection_seq; the type test is written `= ANY` so that the
+    -- GIN index on event_types, which holds every tenant's bookings, is never
+    -- ANDed in); one without a connection is nobody's and reaches no webhook
+    -- in either dialect. Availability and products reach every active
+    -- webhook of the type (webhooks_types_active). Each delivery is parked
+    -- ('infinity') behind a pending one of the same object to the same
+    -- webhook, else due now: one probe of deliveries_object per webhook, in
+    -- the statement (LATERAL ... LIMIT 1: never hashed over the whole index;
+    -- ORDER BY event_id: that index's order, so a plan made on a near-empty
+    -- table does not pick deliveries_webhook_due and walk a webhook's backlog).
     IF v_type IN ('booking_update', 'order_update') THEN
         IF p_connection IS NOT NULL THEN
             INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
                                                   next_attempt_at)
                  SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
-                        octo_webhooks.first_due(w.id, v_key)
+                        CASE WHEN p.parked THEN 'infinity'::timestamptz ELSE clock_timestamp() END
                    FROM octo_webhooks.webhooks w
-                  WHERE w.connection_id = p_connection AND w.active AND w.event_types @> ARRAY[v_type]
+                   LEFT JOIN LATERAL (SELECT true AS parked FROM octo_webhooks.deliveries d
+                                       WHERE d.webhook_id = w.id AND d.object_key = v_key
+                                         AND d.status = 'pending' ORDER BY d.event_id LIMIT 1) p ON true
+                  WHERE w.connection_id = p_connection AND w.active AND v_type = ANY (w.event_types)
                     -- seed 003: BOOKING_UPDATE to a subscription only when the booking is
                     -- confirmed or cancelled (a status-less object: always)
                     AND (w.dialect = 'octo' OR v_type <> 'booking_update'
@@ -79,8 +97,11 @@ BEGIN
         INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
                                               next_attempt_at)
              SELECT v_id, w.id, w.connection_id, octo_webhooks.webhook_snapshot(w), v_key,
-                    octo_webhooks.first_due(w.id, v_key)
+                    CASE WHEN p.parked THEN 'infinity'::timestamptz ELSE clock_timestamp() END
                FROM octo_webhooks.webhooks w
+               LEFT JOIN LATERAL (SELECT true AS parked FROM octo_webhooks.deliveries d
+                                   WHERE d.webhook_id = w.id AND d.object_key = v_key
+                                     AND d.status = 'pending' ORDER BY d.event_id LIMIT 1) p ON true
               WHERE w.active AND w.event_types @> ARRAY[v_type]
               ORDER BY w.seq;
         GET DIAGNOSTICS v_n = ROW_COUNT;
