@@ -136,6 +136,7 @@ void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res);
 host_t *owh_jobs_host(loop_t *L, const char *host);
 int owh_jobs_host_queue(loop_t *L, const host_t *h);
 int owh_jobs_waiting_fast(loop_t *L);
+const char *owh_jobs_host_room(loop_t *L, apr_pool_t *p);
 void owh_jobs_wait(loop_t *L, job_t *j);
 owh_event_view_t *owh_jobs_cache_view(loop_t *L, const char *key, const char *event_type,
                                       const char *event_id, const char *event_at, const char *object,

@@ -117,6 +117,51 @@ int owh_jobs_waiting_fast(loop_t *L)
     return n;
 }
 
+/* What each host can still take here (start now, or wait for: see
+ * owh_jobs_host_queue), and which webhooks send to it: a claim takes no
+ * more for a host than that, so claimed work seldom has to go back. Idle
+ * hosts whose webhooks' caps cannot overfill them are left out, so the list
+ * stays short with many resellers. */
+const char *owh_jobs_host_room(loop_t *L, apr_pool_t *p)
+{
+    json_t *room, *hooks, *o;
+    apr_hash_index_t *hi, *hj;
+    apr_size_t len;
+    int k = 0;
+    if (!apr_hash_count(L->host_hooks)) return NULL;
+    room = json_array();
+    hooks = json_object();
+    for (hi = apr_hash_first(p, L->host_hooks); hi; hi = apr_hash_next(hi)) {
+        const void *host;
+        void *ids;
+        int left, most;
+        host_t *h;
+        apr_hash_this(hi, &host, NULL, &ids);
+        h = owh_jobs_host(L, host);
+        most = L->sc->max_per_host + owh_jobs_host_queue(L, h);
+        left = most - h->running - h->waiting;
+        /* an idle host whose known webhooks could not overfill it in one
+         * claim needs no bound (the list stays short with many resellers) */
+        if (left == most
+            && (apr_int64_t)apr_hash_count(ids) * L->sc->webhook_concurrency <= left)
+            continue;
+        json_array_append_new(room, json_integer(left > 0 ? left : 0));
+        for (hj = apr_hash_first(p, ids); hj; hj = apr_hash_next(hj)) {
+            const void *id;
+            apr_hash_this(hj, &id, NULL, NULL);
+            json_object_set_new(hooks, id, json_integer(k));
+        }
+        k++;
+    }
+    if (!k) {
+        json_decref(room);
+        json_decref(hooks);
+        return NULL;
+    }
+    o = owh_json_pool_own(json_pack("{s:o, s:o}", "room", room, "hooks", hooks), p);
+    return owh_json_dump(o, &len, p);
+}
+
 /* Puts j in line for a slot of its host. */
 void owh_jobs_wait(loop_t *L, job_t *j)
 {
