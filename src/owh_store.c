@@ -233,26 +233,111 @@ void owh_store_clear(PGresult *res, apr_pool_t *p)
     if (res) apr_pool_cleanup_run(p, res, res_clear);
 }
 
-apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
-                             int nparams, const char *const *params)
+/* A statement prepared on this session. */
+typedef struct prepared_t {
+    int epoch;                      /* the session's epoch it was prepared in */
+    char name[16];
+} prepared_t;
+
+/* The name sql is prepared under on this session, preparing it first when
+ * the session has not (one round trip, the first time only). NULL when the
+ * prepare failed: *pres then holds its result (NULL if none), for the
+ * caller's error path. */
+static const char *statement_name(owh_db_t *db, const char *sql, int nparams, PGresult **pres)
+{
+    prepared_t *st;
+    PGresult *res;
+    *pres = NULL;
+    if (!db->prepared) db->prepared = apr_hash_make(db->pool);
+    st = apr_hash_get(db->prepared, sql, APR_HASH_KEY_STRING);
+    if (st && st->epoch == db->epoch) return st->name;
+    if (!st) {
+        st = apr_pcalloc(db->pool, sizeof(*st));
+        apr_hash_set(db->prepared, apr_pstrdup(db->pool, sql), APR_HASH_KEY_STRING, st);
+    }
+    /* a fresh name each time: an old one may still exist on the server */
+    apr_snprintf(st->name, sizeof(st->name), "owh_%d", ++db->prepared_made);
+    st->epoch = db->epoch - 1;
+    res = PQprepare(db->pg, st->name, sql, nparams, NULL);
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        st->epoch = db->epoch;
+        return st->name;
+    }
+    *pres = res;
+    return NULL;
+}
+
+/* The server lost a prepared statement, or its cached plan went stale
+ * (another host migrated the schema): prepare it again. */
+static int prepared_stale(const owh_db_t *db)
+{
+    return db->sqlstate && (!strcmp(db->sqlstate, "26000") || !strcmp(db->sqlstate, "0A000"));
+}
+
+static void forget_statement(owh_db_t *db, const char *sql)
+{
+    prepared_t *st = db->prepared ? apr_hash_get(db->prepared, sql, APR_HASH_KEY_STRING) : NULL;
+    if (st) st->epoch = db->epoch - 1;
+}
+
+/* Reads a single-row-mode result to its end: rows to fn (until it fails),
+ * then the final result (TUPLES_OK or the error), returned. */
+static PGresult *rows_collect(owh_db_t *db, owh_store_row_fn *fn, void *baton, int *pdelivered,
+                              apr_status_t *pfn_rv)
+{
+    PGresult *r, *last = NULL;
+    while ((r = PQgetResult(db->pg)) != NULL) {
+        if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+            ++*pdelivered;
+            if (*pfn_rv == APR_SUCCESS) *pfn_rv = fn(baton, r);
+            PQclear(r);
+            continue;
+        }
+        if (last) PQclear(last);
+        last = r;
+    }
+    return last;
+}
+
+/* Every statement of the module: PQexecParams, or a prepared statement
+ * (prepare), or a prepared statement whose rows go to fn one at a time. */
+static apr_status_t run_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                              int nparams, const char *const *params, int prepare,
+                              owh_store_row_fn *fn, void *baton)
 {
     PGresult *res;
-    int retried = 0;
+    const char *name = NULL;
+    int retried = 0, delivered = 0;
+    apr_status_t fn_rv = APR_SUCCESS;
 
     db->sqlstate = db->errmsg = NULL;
     if (pres) *pres = NULL;
     if (!db->pg || db->broken) return OWH_STORE_EUNAVAIL;
 again:
-    res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    res = NULL;
+    if (prepare && !(name = statement_name(db, sql, nparams, &res)))
+        ;                                           /* res: the prepare's failure */
+    else if (fn) {
+        if (PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)) {
+            PQsetSingleRowMode(db->pg);
+            res = rows_collect(db, fn, baton, &delivered, &fn_rv);
+        }
+    }
+    else if (name) res = PQexecPrepared(db->pg, name, nparams, params, NULL, NULL, 0);
+    else res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQstatus(db->pg) != CONNECTION_OK) {
         /* The server went away (restart, failover, idle kill). Outside a
-         * transaction nothing was half done on this session: reconnect once. */
+         * transaction nothing was half done on this session: reconnect once
+         * (a new session: its statements are prepared again). */
+        int retry = !db->in_tx && !db->used && !retried && !delivered;
         db->errmsg = pg_text(PQerrorMessage(db->pg), p);
         owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00611) "connection lost: %s%s", db->errmsg,
-                       !db->in_tx && !db->used && !retried ? " (reconnecting once)" : "");
+                       retry ? " (reconnecting once)" : "");
         if (res) PQclear(res);
-        if (!db->in_tx && !db->used && !retried) {
+        if (retry) {
             retried = 1;
+            ++db->epoch;
             PQreset(db->pg);
             if (PQstatus(db->pg) == CONNECTION_OK) goto again;
         }
@@ -263,6 +348,7 @@ again:
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
         db->used = 1;
+        if (fn) { PQclear(res); return fn_rv; }
         apr_pool_cleanup_register(p, res, res_clear, apr_pool_cleanup_null);
         if (pres) *pres = res; else owh_store_clear(res, p);
         return APR_SUCCESS;
@@ -274,9 +360,32 @@ again:
         owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00610) "statement failed (SQLSTATE %s): %s",
                        db->sqlstate, db->errmsg);
         if (res) PQclear(res);
-        return APR_EGENERAL;
+        if (prepare && prepared_stale(db)) {
+            forget_statement(db, sql);
+            /* nothing ran: outside a transaction, run it again at once */
+            if (!db->in_tx && !retried && !delivered) { retried = 1; db->sqlstate = db->errmsg = NULL; goto again; }
+        }
+        return fn_rv != APR_SUCCESS ? fn_rv : APR_EGENERAL;
     }
     }
+}
+
+apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                             int nparams, const char *const *params)
+{
+    return run_query(pres, db, p, sql, nparams, params, 0, NULL, NULL);
+}
+
+apr_status_t owh_store_query_prepared(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                                      int nparams, const char *const *params)
+{
+    return run_query(pres, db, p, sql, nparams, params, 1, NULL, NULL);
+}
+
+apr_status_t owh_store_query_rows(owh_db_t *db, apr_pool_t *p, const char *sql, int nparams,
+                                  const char *const *params, owh_store_row_fn *fn, void *baton)
+{
+    return run_query(NULL, db, p, sql, nparams, params, 1, fn, baton);
 }
 
 const char *owh_store_value(const PGresult *res, int row, const char *column)
@@ -397,7 +506,7 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
     apr_status_t rv;
 
     if (!token_cached(db->store, hash_hex, &connection, &abilities, p)) {
-        rv = owh_store_query(&res, db, p,
+        rv = owh_store_query_prepared(&res, db, p,
             "SELECT connection_id, abilities FROM octo_webhooks.tokens"
             " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, args);
         if (rv != APR_SUCCESS) return rv;
