@@ -319,7 +319,8 @@ again:
     if (prepare && !(name = statement_name(db, sql, nparams, &res)))
         ;                                           /* res: the prepare's failure */
     else if (fn) {
-        if (PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)) {
+        if (name ? PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)
+                 : PQsendQueryParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
             PQsetSingleRowMode(db->pg);
             res = rows_collect(db, fn, baton, &delivered, &fn_rv);
         }
