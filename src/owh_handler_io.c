@@ -212,6 +212,12 @@ int owh_send_webhook_list(owh_req_t *q, owh_dialect_e dialect)
     }
     apr_brigade_cleanup(st.bb);
     if (!st.started) return owh_store_failed(q, rv, "list");
+    if (r->connection->aborted) {
+        /* the client went away mid-list: nothing to tell anyone */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, OWHLOGNO(00404) "list: the client left after %d rows",
+                      st.rows);
+        return OK;
+    }
     /* Part of the list is out under a 200: end the answer unfinished (no
      * last chunk, the connection closed), so the client cannot take it
      * for the whole list. */

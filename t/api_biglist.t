@@ -71,4 +71,19 @@ diag(sprintf('list %.1f MB; child VmHWM %d kB before, %d kB after (+%d kB), VmRS
              $bytes / 1e6, $hwm0, $hwm1, $grew, status_kb($child, 'VmRSS')));
 ok($hwm0 > 0 && $grew < $bytes / 1024 / 4,
    'the child\'s high-water mark grew by less than a quarter of the list');
+
+# a client that leaves mid-list: the child stops quietly and serves on
+{
+    require IO::Socket::INET;
+    my ($port) = $h->base =~ m{:(\d+)/};
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die "connect: $!";
+    print $sock "GET /octo/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $big\r\n\r\n";
+    my $got = '';
+    while (length($got) < 100_000) { sysread($sock, $got, 65536, length $got) or last }
+    like($got, qr{^HTTP/1\.1 200}, 'a list begins');
+    close $sock;
+    sleep 1;
+    is(api('GET', '/webhooks', base => $h->base, token => $small)->{code}, 200, 'the child serves on after the client left');
+    unlike($h->error_log, qr/OWH00403/, 'and logs no failed list for it');
+}
 done_testing();
