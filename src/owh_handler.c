@@ -19,10 +19,7 @@
 #include "owh_store.h"
 #include "owh_webhook.h"
 #include "owh_json.h"
-#include "owh_trigger.h"
 #include "owh_netguard.h"
-#include "owh_sign.h"
-#include "owh_log.h"
 #include "owh_openapi.h"
 #include "owh_request.h"
 

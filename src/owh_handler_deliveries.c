@@ -11,18 +11,12 @@
 #include <http_core.h>
 #include <util_script.h>
 
-#include "owh_handler.h"
 #include "owh_handler_int.h"
-#include "owh_config.h"
-#include "owh_auth.h"
 #include "owh_store.h"
 #include "owh_webhook.h"
 #include "owh_json.h"
 #include "owh_trigger.h"
-#include "owh_netguard.h"
 #include "owh_sign.h"
-#include "owh_log.h"
-#include "owh_openapi.h"
 #include "owh_request.h"
 
 APLOG_USE_MODULE(octo_webhooks);
