@@ -72,6 +72,13 @@ diag(sprintf('list %.1f MB; child VmHWM %d kB before, %d kB after (+%d kB), VmRS
 ok($hwm0 > 0 && $grew < $bytes / 1024 / 4,
    'the child\'s high-water mark grew by less than a quarter of the list');
 
+# HEAD: the headers of the streamed answer, no body
+my $head = api('HEAD', '/webhooks', base => $h->base, token => $big, openapi => 0);
+is($head->{code}, 200, 'HEAD of the big list: 200');
+is($head->{body}, '', 'and no body');
+my $head_small = api('HEAD', '/webhooks', base => $h->base, token => $small, openapi => 0);
+is($head_small->{code} . ' ' . length($head_small->{body}), '200 0', 'HEAD of a small list: 200, no body');
+
 # a client that leaves mid-list: the child stops quietly and serves on
 {
     require IO::Socket::INET;
