@@ -161,6 +161,7 @@ apr_status_t owh_store_webhook_each(owh_db_t *db, const char *connection, owh_di
     e.baton = baton;
     e.found = 0;
     if ((rv = apr_pool_create(&e.rowpool, p)) != APR_SUCCESS) return rv;
+    apr_pool_tag(e.rowpool, "owh_store_webhook_row");
     rv = owh_store_query_rows(db, p,
         "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 AND dialect = $2"
         " ORDER BY seq", 2, args, each_row, &e);

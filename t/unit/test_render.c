@@ -119,7 +119,7 @@ int main(void)
     owh_webhook_t *wh;
 
     apr_app_initialize(NULL, NULL, NULL);
-    apr_pool_create(&pool, NULL);
+    pool = tap_pool(NULL, "test_render");
     srand(20261126);
 
     /* every byte below 0x80 alone, and inside text */

@@ -86,7 +86,7 @@ static void test_prepared_and_rows(owh_store_t *st, const char *conninfo, apr_po
         tap_ok(0, "an admin connection");
         return;
     }
-    apr_pool_create(&req, child);
+    req = tap_pool(child, "test_store_prepared");
     owh_store_acquire(&a, st, req);
     tap_ok(owh_store_query_prepared(&res, a, req, "SELECT pg_backend_pid() AS pid", 0, NULL) == APR_SUCCESS,
            "a prepared statement");
@@ -101,7 +101,7 @@ static void test_prepared_and_rows(owh_store_t *st, const char *conninfo, apr_po
     owh_store_query(NULL, admin, child, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE application_name = $1", 1, pid_args);
     apr_sleep(apr_time_from_msec(200));
-    apr_pool_create(&req, child);
+    req = tap_pool(child, "test_store_prepared");
     owh_store_acquire(&a, st, req);
     res = NULL;
     tap_ok(owh_store_query_prepared(&res, a, req, "SELECT pg_backend_pid() AS pid", 0, NULL) == APR_SUCCESS,
