@@ -159,7 +159,7 @@ static apr_status_t db_release(void *data)
     owh_db_t *db = data;
     /* Released after the store's teardown: its pool goes with the reslist's. */
     if (!db->store->reslist) return APR_SUCCESS;
-    if (db->in_tx && db->pg && !db->broken) {
+    if (db->in_tx && !db->begin_pending && db->pg && !db->broken) {
         /* A request that ended inside a transaction must not leak it to the next. */
         PGresult *res = PQexec(db->pg, "ROLLBACK");
         if (res) PQclear(res);
@@ -185,7 +185,7 @@ apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owne
     }
     db = res;
     db->sqlstate = db->errmsg = NULL;
-    db->in_tx = 0;
+    db->in_tx = db->begin_pending = 0;
     db->broken = 0;
     db->used = 0;
     apr_pool_cleanup_register(owner, db, db_release, apr_pool_cleanup_null);
@@ -300,6 +300,34 @@ static PGresult *rows_collect(owh_db_t *db, owh_store_row_fn *fn, void *baton, i
     return last;
 }
 
+/* BEGIN and the transaction's first statement in one round trip (libpq's
+ * pipeline mode). The statement's result, or BEGIN's if BEGIN failed; NULL
+ * when nothing came back (the connection is then lost). */
+static PGresult *exec_after_begin(owh_db_t *db, const char *name, const char *sql, int nparams,
+                                  const char *const *params)
+{
+    PGresult *r, *res = NULL;
+    int results = 0, nulls = 0;
+    if (!PQenterPipelineMode(db->pg)) return NULL;
+    if (PQsendQueryParams(db->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)
+        && (name ? PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)
+                 : PQsendQueryParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+        && PQpipelineSync(db->pg)) {
+        /* BEGIN's result, NULL, the statement's, NULL, then the sync; two
+         * NULLs in a row: nothing more will come */
+        while (nulls < 2) {
+            if (!(r = PQgetResult(db->pg))) { ++nulls; continue; }
+            nulls = 0;
+            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) { PQclear(r); break; }
+            if (results++ == 0 && PQresultStatus(r) == PGRES_COMMAND_OK) { PQclear(r); continue; }
+            if (!res) res = r;          /* BEGIN's failure, or the statement's result */
+            else PQclear(r);
+        }
+    }
+    PQexitPipelineMode(db->pg);
+    return res;
+}
+
 /* Every statement of the module: PQexecParams, or a prepared statement
  * (prepare), or a prepared statement whose rows go to fn one at a time. */
 static apr_status_t run_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
@@ -308,7 +336,7 @@ static apr_status_t run_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, cons
 {
     PGresult *res;
     const char *name = NULL;
-    int retried = 0, delivered = 0;
+    int retried = 0, delivered = 0, begin = db->begin_pending && !fn;
     apr_status_t fn_rv = APR_SUCCESS;
 
     db->sqlstate = db->errmsg = NULL;
@@ -319,19 +347,27 @@ again:
     if (prepare && !(name = statement_name(db, sql, nparams, &res)))
         ;                                           /* res: the prepare's failure */
     else if (fn) {
-        if (name ? PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)
+        if (db->begin_pending) {            /* rows are not pipelined: BEGIN on its own */
+            PGresult *b = PQexec(db->pg, "BEGIN");
+            if (b && PQresultStatus(b) == PGRES_COMMAND_OK) db->begin_pending = 0;
+            if (b) PQclear(b);
+        }
+        if (db->begin_pending) ;            /* BEGIN failed: the connection's state says why */
+        else if (name ? PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)
                  : PQsendQueryParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
             PQsetSingleRowMode(db->pg);
             res = rows_collect(db, fn, baton, &delivered, &fn_rv);
         }
     }
+    else if (begin) res = exec_after_begin(db, name, sql, nparams, params);
     else if (name) res = PQexecPrepared(db->pg, name, nparams, params, NULL, NULL, 0);
     else res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQstatus(db->pg) != CONNECTION_OK) {
         /* The server went away (restart, failover, idle kill). Outside a
          * transaction nothing was half done on this session: reconnect once
          * (a new session: its statements are prepared again). */
-        int retry = !db->in_tx && !db->used && !retried && !delivered;
+        /* (a transaction whose BEGIN went with this statement committed nothing) */
+        int retry = (!db->in_tx || begin) && !db->used && !retried && !delivered;
         db->errmsg = pg_text(PQerrorMessage(db->pg), p);
         owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00611) "connection lost: %s%s", db->errmsg,
                        retry ? " (reconnecting once)" : "");
@@ -345,6 +381,7 @@ again:
         db->broken = 1;
         return OWH_STORE_EUNAVAIL;
     }
+    if (begin) db->begin_pending = 0;       /* BEGIN ran, whatever the statement did */
     switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
@@ -363,8 +400,18 @@ again:
         if (res) PQclear(res);
         if (prepare && prepared_stale(db)) {
             forget_statement(db, sql);
-            /* nothing ran: outside a transaction, run it again at once */
-            if (!db->in_tx && !retried && !delivered) { retried = 1; db->sqlstate = db->errmsg = NULL; goto again; }
+            /* nothing ran: outside a transaction, or in one that only began
+             * with this statement (rolled back and begun again), run it again */
+            if ((!db->in_tx || begin) && !retried && !delivered) {
+                if (begin) {
+                    PGresult *rb = PQexec(db->pg, "ROLLBACK");
+                    if (rb) PQclear(rb);
+                    db->begin_pending = 1;
+                }
+                retried = 1;
+                db->sqlstate = db->errmsg = NULL;
+                goto again;
+            }
         }
         return fn_rv != APR_SUCCESS ? fn_rv : APR_EGENERAL;
     }
@@ -429,23 +476,30 @@ int owh_store_failed_on_input(const owh_db_t *db)
 
 apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p)
 {
-    apr_status_t rv = owh_store_query(NULL, db, p, "BEGIN", 0, NULL);
-    if (rv == APR_SUCCESS) db->in_tx = 1;
+    apr_status_t rv;
+    if (db->store && owh_store_usable(db)) {
+        /* a request's transaction: BEGIN rides with its first statement */
+        db->begin_pending = 1;
+        db->in_tx = 1;
+        return APR_SUCCESS;
+    }
+    if ((rv = owh_store_query(NULL, db, p, "BEGIN", 0, NULL)) == APR_SUCCESS) db->in_tx = 1;
     return rv;
 }
 
 apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p)
 {
-    apr_status_t rv = owh_store_query(NULL, db, p, "COMMIT", 0, NULL);
-    db->in_tx = 0;
+    apr_status_t rv = APR_SUCCESS;
+    if (!db->begin_pending) rv = owh_store_query(NULL, db, p, "COMMIT", 0, NULL);
+    db->in_tx = db->begin_pending = 0;
     return rv;
 }
 
 apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
-    if (db->in_tx) rv = owh_store_query(NULL, db, p, "ROLLBACK", 0, NULL);
-    db->in_tx = 0;
+    if (db->in_tx && !db->begin_pending) rv = owh_store_query(NULL, db, p, "ROLLBACK", 0, NULL);
+    db->in_tx = db->begin_pending = 0;
     return rv;
 }
 

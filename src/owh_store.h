@@ -33,6 +33,8 @@ typedef struct owh_db_t {
     owh_store_t *store;     /* NULL for a standalone connection */
     int broken;             /* invalidated instead of released */
     int in_tx;              /* inside BEGIN: no silent reconnect */
+    int begin_pending;      /* a pooled connection's BEGIN, not sent yet: it goes with the
+                             * transaction's first statement, in one round trip */
     int used;               /* a statement succeeded since it was acquired */
     apr_pool_t *pool;       /* the connection's own memory */
     const char *sqlstate;   /* of the last failed statement, or NULL */

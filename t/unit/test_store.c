@@ -68,6 +68,28 @@ static apr_status_t count_row(void *baton, const PGresult *row)
     return APR_SUCCESS;
 }
 
+typedef struct { const char *table, *first, *second; int fail; } tx_t;
+
+/* In a transaction: insert a row (prepared, the first statement: BEGIN rides
+ * with it), then read the transaction id twice. */
+static apr_status_t two_xids(owh_db_t *db, void *baton, apr_pool_t *p)
+{
+    tx_t *t = baton;
+    PGresult *res = NULL;
+    apr_status_t rv;
+    if ((rv = owh_store_query_prepared(NULL, db, p, apr_psprintf(p, "INSERT INTO %s VALUES (1)", t->table),
+                                       0, NULL)) != APR_SUCCESS)
+        return rv;
+    if ((rv = owh_store_query(&res, db, p, "SELECT pg_current_xact_id()::text AS x", 0, NULL)) != APR_SUCCESS)
+        return rv;
+    t->first = apr_pstrdup(p, PQgetvalue(res, 0, 0));
+    if ((rv = owh_store_query_prepared(&res, db, p, "SELECT pg_current_xact_id()::text AS x", 0, NULL))
+        != APR_SUCCESS)
+        return rv;
+    t->second = apr_pstrdup(p, PQgetvalue(res, 0, 0));
+    return t->fail ? APR_EGENERAL : APR_SUCCESS;
+}
+
 #define BIG_ROWS "SELECT i, repeat('x', 300) AS pad FROM generate_series(1, $1::int) i ORDER BY i"
 
 static void test_prepared_and_rows(owh_store_t *st, const char *conninfo, apr_pool_t *child)
@@ -121,6 +143,23 @@ static void test_prepared_and_rows(owh_store_t *st, const char *conninfo, apr_po
            == APR_SUCCESS && res && PQnfields(res) == 2,
            "after ALTER TABLE its stale plan is prepared again (0A000), not an error");
     owh_store_query(NULL, admin, req, apr_psprintf(req, "DROP TABLE %s", table), 0, NULL);
+
+    /* a pooled connection's transaction: BEGIN goes with its first statement */
+    {
+        tx_t t;
+        memset(&t, 0, sizeof(t));
+        t.table = table;
+        owh_store_query(NULL, admin, req, apr_psprintf(req, "CREATE TABLE %s (a int)", table), 0, NULL);
+        tap_ok(owh_store_tx(a, two_xids, &t, req) == APR_SUCCESS && t.first && t.second
+               && !strcmp(t.first, t.second), "the statements of owh_store_tx share one transaction");
+        tap_ok(one_int(admin, apr_psprintf(req, "SELECT count(*) FROM %s", table), req) == 1, "it committed");
+        t.fail = 1;
+        tap_ok(owh_store_tx(a, two_xids, &t, req) == APR_EGENERAL
+               && one_int(admin, apr_psprintf(req, "SELECT count(*) FROM %s", table), req) == 1,
+               "a failed one rolled back what its first statement did");
+        tap_ok(one_int(a, "SELECT 7", req) == 7 && !a->in_tx, "the connection is usable after, outside any transaction");
+        owh_store_query(NULL, admin, req, apr_psprintf(req, "DROP TABLE %s", table), 0, NULL);
+    }
 
     /* rows one at a time: the peak of malloc'd memory stays far below the whole result's */
     res = NULL;
