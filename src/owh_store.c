@@ -1,37 +1,15 @@
 /* owh_store.c — PostgreSQL connections: the per-process pool, queries whose
- * results are cleared with their pool, transactions. The schema's migrations
- * are owh_store_migrate.c's. */
+ * results are cleared with their pool (plain, prepared once per connection,
+ * or row by row), transactions. The schema's migrations are
+ * owh_store_migrate.c's, the token cache owh_store_tokens.c's. */
 #include <apr_strings.h>
 #include <apr_reslist.h>
 #include <apr_thread_mutex.h>
 #include <apr_hash.h>
 
 #include "owh_store.h"
-#include "owh_store_array.h"
 #include "owh_log.h"
-
-struct owh_store_t {
-    apr_pool_t *pool;
-    owh_store_params_t params;
-    apr_reslist_t *reslist;
-    volatile int migrated;          /* this process saw the schema current */
-    /* Tokens looked up in the last second, by SHA-256 (never the token):
-     * one round trip less per request; a revocation takes effect within
-     * TOKEN_TTL. Shared by the child's threads. */
-    apr_thread_mutex_t *tokens_lock;
-    apr_pool_t *tokens_pool;
-    apr_hash_t *tokens;
-    int tokens_made;                /* entries allocated since tokens_pool was cleared */
-};
-
-#define TOKEN_TTL      apr_time_from_sec(1)
-#define TOKEN_CACHE_MAX 4096            /* entries made; the cache starts over beyond */
-
-typedef struct token_entry_t {
-    apr_time_t at;
-    const char *connection;             /* NULL: no such token (cached too) */
-    const char *abilities;              /* text[] literal */
-} token_entry_t;
+#include "owh_store_int.h"
 
 static void store_log(owh_store_t *st, int is_error, apr_status_t rv, const char *msg)
 {
@@ -159,7 +137,7 @@ static apr_status_t db_release(void *data)
     owh_db_t *db = data;
     /* Released after the store's teardown: its pool goes with the reslist's. */
     if (!db->store->reslist) return APR_SUCCESS;
-    if (db->in_tx && db->pg && !db->broken) {
+    if (db->in_tx && !db->begin_pending && db->pg && !db->broken) {
         /* A request that ended inside a transaction must not leak it to the next. */
         PGresult *res = PQexec(db->pg, "ROLLBACK");
         if (res) PQclear(res);
@@ -185,7 +163,7 @@ apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owne
     }
     db = res;
     db->sqlstate = db->errmsg = NULL;
-    db->in_tx = 0;
+    db->in_tx = db->begin_pending = 0;
     db->broken = 0;
     db->used = 0;
     apr_pool_cleanup_register(owner, db, db_release, apr_pool_cleanup_null);
@@ -233,36 +211,160 @@ void owh_store_clear(PGresult *res, apr_pool_t *p)
     if (res) apr_pool_cleanup_run(p, res, res_clear);
 }
 
-apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
-                             int nparams, const char *const *params)
+/* A statement prepared on this session. */
+typedef struct prepared_t {
+    int epoch;                      /* the session's epoch it was prepared in */
+    char name[16];
+} prepared_t;
+
+/* The name sql is prepared under on this session, preparing it first when
+ * the session has not (one round trip, the first time only). NULL when the
+ * prepare failed: *pres then holds its result (NULL if none), for the
+ * caller's error path. */
+static const char *statement_name(owh_db_t *db, const char *sql, int nparams, PGresult **pres)
+{
+    prepared_t *st;
+    PGresult *res;
+    *pres = NULL;
+    if (!db->prepared) db->prepared = apr_hash_make(db->pool);
+    st = apr_hash_get(db->prepared, sql, APR_HASH_KEY_STRING);
+    if (st && st->epoch == db->epoch) return st->name;
+    if (!st) {
+        st = apr_pcalloc(db->pool, sizeof(*st));
+        apr_hash_set(db->prepared, apr_pstrdup(db->pool, sql), APR_HASH_KEY_STRING, st);
+    }
+    /* a fresh name each time: an old one may still exist on the server */
+    apr_snprintf(st->name, sizeof(st->name), "owh_%d", ++db->prepared_made);
+    st->epoch = db->epoch - 1;
+    res = PQprepare(db->pg, st->name, sql, nparams, NULL);
+    if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        st->epoch = db->epoch;
+        return st->name;
+    }
+    *pres = res;
+    return NULL;
+}
+
+/* The server lost a prepared statement, or its cached plan went stale
+ * (another host migrated the schema): prepare it again. */
+static int prepared_stale(const owh_db_t *db)
+{
+    return db->sqlstate && (!strcmp(db->sqlstate, "26000") || !strcmp(db->sqlstate, "0A000"));
+}
+
+static void forget_statement(owh_db_t *db, const char *sql)
+{
+    prepared_t *st = db->prepared ? apr_hash_get(db->prepared, sql, APR_HASH_KEY_STRING) : NULL;
+    if (st) st->epoch = db->epoch - 1;
+}
+
+/* Reads a single-row-mode result to its end: rows to fn (until it fails),
+ * then the final result (TUPLES_OK or the error), returned. */
+static PGresult *rows_collect(owh_db_t *db, owh_store_row_fn *fn, void *baton, int *pdelivered,
+                              apr_status_t *pfn_rv)
+{
+    PGresult *r, *last = NULL;
+    while ((r = PQgetResult(db->pg)) != NULL) {
+        if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+            ++*pdelivered;
+            if (*pfn_rv == APR_SUCCESS) *pfn_rv = fn(baton, r);
+            PQclear(r);
+            continue;
+        }
+        if (last) PQclear(last);
+        last = r;
+    }
+    return last;
+}
+
+/* BEGIN and the transaction's first statement in one round trip (libpq's
+ * pipeline mode). The statement's result, or BEGIN's if BEGIN failed; NULL
+ * when nothing came back (the connection is then lost). */
+static PGresult *exec_after_begin(owh_db_t *db, const char *name, const char *sql, int nparams,
+                                  const char *const *params)
+{
+    PGresult *r, *res = NULL;
+    int results = 0, nulls = 0;
+    if (!PQenterPipelineMode(db->pg)) return NULL;
+    if (PQsendQueryParams(db->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)
+        && (name ? PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)
+                 : PQsendQueryParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+        && PQpipelineSync(db->pg)) {
+        /* BEGIN's result, NULL, the statement's, NULL, then the sync; two
+         * NULLs in a row: nothing more will come */
+        while (nulls < 2) {
+            if (!(r = PQgetResult(db->pg))) { ++nulls; continue; }
+            nulls = 0;
+            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) { PQclear(r); break; }
+            if (results++ == 0 && PQresultStatus(r) == PGRES_COMMAND_OK) { PQclear(r); continue; }
+            if (!res) res = r;          /* BEGIN's failure, or the statement's result */
+            else PQclear(r);
+        }
+    }
+    PQexitPipelineMode(db->pg);
+    return res;
+}
+
+/* Every statement of the module: PQexecParams, or a prepared statement
+ * (prepare), or a prepared statement whose rows go to fn one at a time. */
+static apr_status_t run_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                              int nparams, const char *const *params, int prepare,
+                              owh_store_row_fn *fn, void *baton)
 {
     PGresult *res;
-    int retried = 0;
+    const char *name = NULL;
+    int retried = 0, delivered = 0, begin = db->begin_pending && !fn;
+    apr_status_t fn_rv = APR_SUCCESS;
 
     db->sqlstate = db->errmsg = NULL;
     if (pres) *pres = NULL;
     if (!db->pg || db->broken) return OWH_STORE_EUNAVAIL;
 again:
-    res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    res = NULL;
+    if (prepare && !(name = statement_name(db, sql, nparams, &res)))
+        ;                                           /* res: the prepare's failure */
+    else if (fn) {
+        if (db->begin_pending) {            /* rows are not pipelined: BEGIN on its own */
+            PGresult *b = PQexec(db->pg, "BEGIN");
+            if (b && PQresultStatus(b) == PGRES_COMMAND_OK) db->begin_pending = 0;
+            if (b) PQclear(b);
+        }
+        if (db->begin_pending) ;            /* BEGIN failed: the connection's state says why */
+        else if (name ? PQsendQueryPrepared(db->pg, name, nparams, params, NULL, NULL, 0)
+                 : PQsendQueryParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
+            PQsetSingleRowMode(db->pg);
+            res = rows_collect(db, fn, baton, &delivered, &fn_rv);
+        }
+    }
+    else if (begin) res = exec_after_begin(db, name, sql, nparams, params);
+    else if (name) res = PQexecPrepared(db->pg, name, nparams, params, NULL, NULL, 0);
+    else res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQstatus(db->pg) != CONNECTION_OK) {
         /* The server went away (restart, failover, idle kill). Outside a
-         * transaction nothing was half done on this session: reconnect once. */
+         * transaction nothing was half done on this session: reconnect once
+         * (a new session: its statements are prepared again). */
+        /* (a transaction whose BEGIN went with this statement committed nothing) */
+        int retry = (!db->in_tx || begin) && !db->used && !retried && !delivered;
         db->errmsg = pg_text(PQerrorMessage(db->pg), p);
         owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00611) "connection lost: %s%s", db->errmsg,
-                       !db->in_tx && !db->used && !retried ? " (reconnecting once)" : "");
+                       retry ? " (reconnecting once)" : "");
         if (res) PQclear(res);
-        if (!db->in_tx && !db->used && !retried) {
+        if (retry) {
             retried = 1;
+            ++db->epoch;
             PQreset(db->pg);
             if (PQstatus(db->pg) == CONNECTION_OK) goto again;
         }
         db->broken = 1;
         return OWH_STORE_EUNAVAIL;
     }
+    if (begin) db->begin_pending = 0;       /* BEGIN ran, whatever the statement did */
     switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
         db->used = 1;
+        if (fn) { PQclear(res); return fn_rv; }
         apr_pool_cleanup_register(p, res, res_clear, apr_pool_cleanup_null);
         if (pres) *pres = res; else owh_store_clear(res, p);
         return APR_SUCCESS;
@@ -274,9 +376,42 @@ again:
         owh_log_perror(OWH_LOG_MARK, OWH_LOG_DEBUG, 0, p, OWHLOGNO(00610) "statement failed (SQLSTATE %s): %s",
                        db->sqlstate, db->errmsg);
         if (res) PQclear(res);
-        return APR_EGENERAL;
+        if (prepare && prepared_stale(db)) {
+            forget_statement(db, sql);
+            /* nothing ran: outside a transaction, or in one that only began
+             * with this statement (rolled back and begun again), run it again */
+            if ((!db->in_tx || begin) && !retried && !delivered) {
+                if (begin) {
+                    PGresult *rb = PQexec(db->pg, "ROLLBACK");
+                    if (rb) PQclear(rb);
+                    db->begin_pending = 1;
+                }
+                retried = 1;
+                db->sqlstate = db->errmsg = NULL;
+                goto again;
+            }
+        }
+        return fn_rv != APR_SUCCESS ? fn_rv : APR_EGENERAL;
     }
     }
+}
+
+apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                             int nparams, const char *const *params)
+{
+    return run_query(pres, db, p, sql, nparams, params, 0, NULL, NULL);
+}
+
+apr_status_t owh_store_query_prepared(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                                      int nparams, const char *const *params)
+{
+    return run_query(pres, db, p, sql, nparams, params, 1, NULL, NULL);
+}
+
+apr_status_t owh_store_query_rows(owh_db_t *db, apr_pool_t *p, const char *sql, int nparams,
+                                  const char *const *params, owh_store_row_fn *fn, void *baton)
+{
+    return run_query(NULL, db, p, sql, nparams, params, 1, fn, baton);
 }
 
 const char *owh_store_value(const PGresult *res, int row, const char *column)
@@ -319,98 +454,31 @@ int owh_store_failed_on_input(const owh_db_t *db)
 
 apr_status_t owh_store_begin(owh_db_t *db, apr_pool_t *p)
 {
-    apr_status_t rv = owh_store_query(NULL, db, p, "BEGIN", 0, NULL);
-    if (rv == APR_SUCCESS) db->in_tx = 1;
+    apr_status_t rv;
+    if (db->store && owh_store_usable(db)) {
+        /* a request's transaction: BEGIN rides with its first statement */
+        db->begin_pending = 1;
+        db->in_tx = 1;
+        return APR_SUCCESS;
+    }
+    if ((rv = owh_store_query(NULL, db, p, "BEGIN", 0, NULL)) == APR_SUCCESS) db->in_tx = 1;
     return rv;
 }
 
 apr_status_t owh_store_commit(owh_db_t *db, apr_pool_t *p)
 {
-    apr_status_t rv = owh_store_query(NULL, db, p, "COMMIT", 0, NULL);
-    db->in_tx = 0;
+    apr_status_t rv = APR_SUCCESS;
+    if (!db->begin_pending) rv = owh_store_query(NULL, db, p, "COMMIT", 0, NULL);
+    db->in_tx = db->begin_pending = 0;
     return rv;
 }
 
 apr_status_t owh_store_rollback(owh_db_t *db, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
-    if (db->in_tx) rv = owh_store_query(NULL, db, p, "ROLLBACK", 0, NULL);
-    db->in_tx = 0;
+    if (db->in_tx && !db->begin_pending) rv = owh_store_query(NULL, db, p, "ROLLBACK", 0, NULL);
+    db->in_tx = db->begin_pending = 0;
     return rv;
-}
-
-/* ---- auth ---------------------------------------------------------------- */
-/* A fresh cached answer for hash_hex (1: found in the cache). */
-static int token_cached(owh_store_t *st, const char *hash_hex, const char **pconnection,
-                        const char **pabilities, apr_pool_t *p)
-{
-    token_entry_t *e;
-    int hit = 0;
-    if (!st || apr_thread_mutex_lock(st->tokens_lock) != APR_SUCCESS) return 0;
-    e = apr_hash_get(st->tokens, hash_hex, APR_HASH_KEY_STRING);
-    if (e && apr_time_now() - e->at < TOKEN_TTL) {
-        *pconnection = e->connection ? apr_pstrdup(p, e->connection) : NULL;
-        *pabilities = e->abilities ? apr_pstrdup(p, e->abilities) : NULL;
-        hit = 1;
-    }
-    apr_thread_mutex_unlock(st->tokens_lock);
-    return hit;
-}
-
-static int same_text(const char *a, const char *b)
-{
-    return a == b || (a && b && !strcmp(a, b));
-}
-
-static void token_remember(owh_store_t *st, const char *hash_hex, const char *connection,
-                           const char *abilities)
-{
-    token_entry_t *e;
-    if (!st || apr_thread_mutex_lock(st->tokens_lock) != APR_SUCCESS) return;
-    e = apr_hash_get(st->tokens, hash_hex, APR_HASH_KEY_STRING);
-    if (e && same_text(e->connection, connection) && same_text(e->abilities, abilities)) {
-        e->at = apr_time_now();         /* the usual refresh: nothing allocated */
-        apr_thread_mutex_unlock(st->tokens_lock);
-        return;
-    }
-    /* Every allocation counts, replacements too: the pool starts over after
-     * TOKEN_CACHE_MAX of them, so a busy child's cache memory stays bounded. */
-    if (++st->tokens_made > TOKEN_CACHE_MAX) {
-        apr_pool_clear(st->tokens_pool);
-        st->tokens = apr_hash_make(st->tokens_pool);
-        st->tokens_made = 1;
-    }
-    e = apr_pcalloc(st->tokens_pool, sizeof(*e));
-    e->at = apr_time_now();
-    e->connection = connection ? apr_pstrdup(st->tokens_pool, connection) : NULL;
-    e->abilities = abilities ? apr_pstrdup(st->tokens_pool, abilities) : NULL;
-    apr_hash_set(st->tokens, apr_pstrdup(st->tokens_pool, hash_hex), APR_HASH_KEY_STRING, e);
-    apr_thread_mutex_unlock(st->tokens_lock);
-}
-
-apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const char **pconnection,
-                                    apr_array_header_t **pabilities, apr_pool_t *p)
-{
-    PGresult *res;
-    const char *args[] = { hash_hex };
-    const char *connection = NULL, *abilities = NULL;
-    apr_status_t rv;
-
-    if (!token_cached(db->store, hash_hex, &connection, &abilities, p)) {
-        rv = owh_store_query(&res, db, p,
-            "SELECT connection_id, abilities FROM octo_webhooks.tokens"
-            " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL", 1, args);
-        if (rv != APR_SUCCESS) return rv;
-        if (PQntuples(res) == 1) {
-            connection = apr_pstrdup(p, owh_store_value(res, 0, "connection_id"));
-            abilities = apr_pstrdup(p, owh_store_value(res, 0, "abilities"));
-        }
-        owh_store_clear(res, p);
-        token_remember(db->store, hash_hex, connection, abilities);
-    }
-    if (!connection || !abilities) return APR_NOTFOUND;
-    *pconnection = connection;
-    return owh_store_array_parse(pabilities, abilities, p);
 }
 
 const char *owh_store_interval(apr_interval_time_t t, apr_pool_t *p)

@@ -33,10 +33,18 @@ typedef struct owh_db_t {
     owh_store_t *store;     /* NULL for a standalone connection */
     int broken;             /* invalidated instead of released */
     int in_tx;              /* inside BEGIN: no silent reconnect */
+    int begin_pending;      /* a pooled connection's BEGIN, not sent yet: it goes with the
+                             * transaction's first statement, in one round trip */
     int used;               /* a statement succeeded since it was acquired */
     apr_pool_t *pool;       /* the connection's own memory */
     const char *sqlstate;   /* of the last failed statement, or NULL */
     const char *errmsg;     /* of the last failure (server text; no parameters) */
+    /* Statements prepared on this session (owh_store_query_prepared), by
+     * their SQL text; an entry whose epoch is not the session's was prepared
+     * on a session since reset and is prepared again. Lives in pool. */
+    struct apr_hash_t *prepared;
+    int epoch;
+    int prepared_made;      /* statement names handed out (owh_1, owh_2, ...) */
 } owh_db_t;
 
 typedef void owh_store_log_fn(void *baton, int is_error, apr_status_t rv, const char *msg);
@@ -76,6 +84,25 @@ apr_status_t owh_store_connect_schema(owh_db_t **pdb, const char *conninfo, int 
  * statement that may have run is never sent twice. */
 apr_status_t owh_store_query(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
                              int nparams, const char *const *params);
+
+/* The same, as a statement prepared once per connection (PQprepare the
+ * first time this session sees sql, PQexecPrepared after): parse and plan
+ * once, not per request. A reconnect forgets the session's statements, and
+ * a statement the server no longer knows (26000) or whose cached plan went
+ * stale under a schema change (0A000) is prepared again, once. sql must be
+ * a constant text: it keys the connection's statements. */
+apr_status_t owh_store_query_prepared(PGresult **pres, owh_db_t *db, apr_pool_t *p, const char *sql,
+                                      int nparams, const char *const *params);
+
+/* Runs a prepared statement and hands its rows to fn one by one as they
+ * arrive (libpq's single-row mode): the whole result is never held. row is
+ * a one-row result, cleared when fn returns. A status other than
+ * APR_SUCCESS from fn stops the calls (the rest of the result is read and
+ * dropped) and is returned. Errors as owh_store_query; a lost connection is
+ * retried only before any row was handed over. */
+typedef apr_status_t owh_store_row_fn(void *baton, const PGresult *row);
+apr_status_t owh_store_query_rows(owh_db_t *db, apr_pool_t *p, const char *sql, int nparams,
+                                  const char *const *params, owh_store_row_fn *fn, void *baton);
 
 /* An apr interval as a PostgreSQL interval parameter ("1500 milliseconds"). */
 const char *owh_store_interval(apr_interval_time_t t, apr_pool_t *p);
@@ -137,14 +164,19 @@ apr_status_t owh_store_token_lookup(owh_db_t *db, const char *hash_hex, const ch
 
 /* ---- webhooks (owh_store_webhooks.c) ------------------------------------- */
 /* Inserts wh for the connection (creating the connection row for r->user
- * mode) in a transaction of its own; sets wh->id. APR_ENOSPC when the
+ * mode) in one statement, its own transaction; sets wh->id. APR_ENOSPC when the
  * connection already has max_webhooks (both dialects; 0: no bound, no count). */
 apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
                                       int max_webhooks, apr_pool_t *p);
-/* The connection's webhooks in creation order. */
-apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection, owh_dialect_e dialect,
-                                    apr_array_header_t **plist, apr_pool_t *p);
-/* One webhook of the connection, APR_NOTFOUND if absent (or another's). */
+/* The connection's webhooks in creation order, handed to fn one by one as
+ * PostgreSQL sends them (never the whole list in memory): wh and what fn
+ * allocates in rowpool live until the next row. wh is read to be shown
+ * (headers_text). A status other than APR_SUCCESS from fn stops the list. */
+typedef apr_status_t owh_store_webhook_fn(void *baton, const owh_webhook_t *wh, apr_pool_t *rowpool);
+apr_status_t owh_store_webhook_each(owh_db_t *db, const char *connection, owh_dialect_e dialect,
+                                    owh_store_webhook_fn *fn, void *baton, apr_pool_t *p);
+/* One webhook of the connection, APR_NOTFOUND if absent (or another's);
+ * without for_update read to be shown (headers_text), else to be changed. */
 apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                    const char *id,
                                    owh_webhook_t **pwh, int for_update, apr_pool_t *p);
@@ -153,7 +185,8 @@ apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, cons
 apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                       const char *id,
                                       owh_webhook_t **pwh, apr_pool_t *p);
-/* Deletes the connection's webhooks whose URL or display URL equals url. */
+/* Deletes the connection's webhooks whose URL or display URL equals url
+ * (read to be shown). */
 apr_status_t owh_store_webhook_delete_by_url(owh_db_t *db, const char *connection, const char *url,
                                              apr_array_header_t **plist, apr_pool_t *p);
 

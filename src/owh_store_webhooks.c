@@ -28,34 +28,62 @@ static const char *types_to_pg(const owh_webhook_t *wh, apr_pool_t *p)
     return owh_store_array_format(names, p);
 }
 
-/* WH_COLS of one row, read by name. */
-static apr_status_t row_to_webhook(owh_webhook_t **pwh, PGresult *res, int row, apr_pool_t *p)
+/* Where WH_COLS are in a result: looked up by name once per result shape,
+ * not once per cell (a streamed list has a result per row). */
+typedef struct wh_cols_t {
+    int id, event, url, active, retry_on_error, use_contact_language, headers, capabilities,
+        has_secret, disabled_reason, disabled_at, dialect, event_types;
+} wh_cols_t;
+
+static void wh_cols_find(wh_cols_t *c, const PGresult *res)
+{
+#define FIND(name) c->name = PQfnumber(res, #name)
+    FIND(id); FIND(event); FIND(url); FIND(active); FIND(retry_on_error); FIND(use_contact_language);
+    FIND(headers); FIND(capabilities); FIND(has_secret); FIND(disabled_reason); FIND(disabled_at);
+    FIND(dialect); FIND(event_types);
+#undef FIND
+}
+
+/* A cell, or NULL (SQL NULL, or a column the result does not have). */
+static const char *cell(const PGresult *res, int row, int col)
+{
+    return col < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* WH_COLS of one row, read by name (cols: where the names are; NULL: look
+ * them up). show: read only to be rendered, so the headers stay the stored
+ * JSON text (wh->headers_text), unparsed. */
+static apr_status_t row_to_webhook(owh_webhook_t **pwh, const PGresult *res, int row, int show,
+                                   const wh_cols_t *cols, apr_pool_t *p)
 {
     owh_webhook_t *wh = owh_webhook_make(p);
+    wh_cols_t found;
     const char *v;
     apr_status_t rv;
-#define COL(name) owh_store_value(res, row, name)
+    if (!cols) { wh_cols_find(&found, res); cols = &found; }
+#define COL(name) cell(res, row, cols->name)
 #define IS_TRUE(name) ((v = COL(name)) && !strcmp(v, "t"))
-    if (!COL("id") || !COL("event") || !COL("url") || !COL("headers") || !COL("capabilities")
-        || !COL("dialect"))
+    if (!COL(id) || !COL(event) || !COL(url) || !COL(headers) || !COL(capabilities)
+        || !COL(dialect))
         return APR_EGENERAL;
-    wh->id = apr_pstrdup(p, COL("id"));
-    wh->event = apr_pstrdup(p, COL("event"));
+    wh->id = apr_pstrdup(p, COL(id));
+    wh->event = apr_pstrdup(p, COL(event));
     wh->event_type = owh_event_parse(wh->event);
-    wh->url = apr_pstrdup(p, COL("url"));
-    wh->active = IS_TRUE("active");
-    wh->retry_on_error = IS_TRUE("retry_on_error");
-    wh->use_contact_language = IS_TRUE("use_contact_language");
-    if ((rv = owh_headers_from_json_text(&wh->headers, COL("headers"), p)) != APR_SUCCESS) return rv;
-    if ((rv = owh_store_array_parse(&wh->capabilities, COL("capabilities"), p)) != APR_SUCCESS) return rv;
-    wh->has_secret = IS_TRUE("has_secret");
-    if ((v = COL("disabled_reason"))) wh->disabled_reason = apr_pstrdup(p, v);
-    if ((v = COL("disabled_at"))) wh->disabled_at = apr_pstrdup(p, v);
-    if (!strcmp(COL("dialect"), "notifications")) {
+    wh->url = apr_pstrdup(p, COL(url));
+    wh->active = IS_TRUE(active);
+    wh->retry_on_error = IS_TRUE(retry_on_error);
+    wh->use_contact_language = IS_TRUE(use_contact_language);
+    if (show) wh->headers_text = apr_pstrdup(p, COL(headers));
+    else if ((rv = owh_headers_from_json_text(&wh->headers, COL(headers), p)) != APR_SUCCESS) return rv;
+    if ((rv = owh_store_array_parse(&wh->capabilities, COL(capabilities), p)) != APR_SUCCESS) return rv;
+    wh->has_secret = IS_TRUE(has_secret);
+    if ((v = COL(disabled_reason))) wh->disabled_reason = apr_pstrdup(p, v);
+    if ((v = COL(disabled_at))) wh->disabled_at = apr_pstrdup(p, v);
+    if (!strcmp(COL(dialect), "notifications")) {
         apr_array_header_t *names;
         int i;
         wh->dialect = OWH_DIALECT_NOTIFICATIONS;
-        if ((rv = owh_store_array_parse(&names, COL("event_types"), p)) != APR_SUCCESS) return rv;
+        if ((rv = owh_store_array_parse(&names, COL(event_types), p)) != APR_SUCCESS) return rv;
         wh->types = apr_array_make(p, names->nelts, sizeof(owh_event_e));
         for (i = 0; i < names->nelts; ++i)
             APR_ARRAY_PUSH(wh->types, owh_event_e) = owh_event_parse(APR_ARRAY_IDX(names, i, const char *));
@@ -73,86 +101,71 @@ static apr_status_t rows_to_list(apr_array_header_t **plist, PGresult *res, apr_
     int i;
     apr_status_t rv;
     for (i = 0; i < PQntuples(res); ++i)
-        if ((rv = row_to_webhook(&APR_ARRAY_PUSH(list, owh_webhook_t *), res, i, p)) != APR_SUCCESS)
+        if ((rv = row_to_webhook(&APR_ARRAY_PUSH(list, owh_webhook_t *), res, i, 1, NULL, p)) != APR_SUCCESS)
             return rv;
     *plist = list;
-    return APR_SUCCESS;
-}
-
-typedef struct {
-    const char *connection;
-    owh_webhook_t *wh;
-    int max_webhooks;
-} insert_t;
-
-static apr_status_t insert_tx(owh_db_t *db, void *baton, apr_pool_t *p)
-{
-    insert_t *in = baton;
-    owh_webhook_t *wh = in->wh;
-    PGresult *res = NULL;
-    apr_status_t rv;
-    const char *conn_args[] = { in->connection };
-    const char *args[] = {
-        in->connection, wh->event, owh_event_name(wh->event_type), wh->url,
-        owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
-        pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_store_array_format(wh->capabilities, p), wh->secret, dialect_name(wh->dialect),
-        types_to_pg(wh, p)
-    };
-    /* Connections from r->user mode have no token row yet. */
-    rv = owh_store_query(NULL, db, p,
-        "INSERT INTO octo_webhooks.connections (id) VALUES ($1) ON CONFLICT DO NOTHING",
-        1, conn_args);
-    if (rv != APR_SUCCESS) return rv;
-    if (in->max_webhooks > 0) {
-        const char *count_args[] = { in->connection, apr_itoa(p, in->max_webhooks) };
-        /* Creates of one connection take turns (an advisory lock of their
-         * own class: the runtime role may not lock rows of connections), so
-         * count-then-insert is exact across httpd children and hosts. */
-        rv = owh_store_query(NULL, db, p, "SELECT pg_advisory_xact_lock(7261013, hashtext($1))", 1, conn_args);
-        if (rv != APR_SUCCESS) return rv;
-        /* a statement of its own, so its snapshot is taken once the lock is
-         * held; counting stops at the bound, so its cost does too */
-        rv = owh_store_query(&res, db, p,
-            "SELECT count(*) AS n FROM (SELECT 1 FROM octo_webhooks.webhooks WHERE connection_id = $1"
-            " LIMIT $2::int) w", 2, count_args);
-        if (rv != APR_SUCCESS) return rv;
-        if (atoi(owh_store_value(res, 0, "n")) >= in->max_webhooks) rv = APR_ENOSPC;
-        owh_store_clear(res, p);
-        if (rv != APR_SUCCESS) return rv;
-    }
-    rv = owh_store_query(&res, db, p,
-        "INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display,"
-        " active, retry_on_error, use_contact_language, headers, capabilities, secret, dialect, event_types)"
-        " VALUES ($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean, $9::jsonb, $10::text[], $11,"
-        " $12, $13::text[]) RETURNING id", 13, args);
-    if (rv != APR_SUCCESS) return rv;
-    wh->id = apr_pstrdup(p, owh_store_value(res, 0, "id"));
-    owh_store_clear(res, p);
     return APR_SUCCESS;
 }
 
 apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_webhook_t *wh,
                                       int max_webhooks, apr_pool_t *p)
 {
-    insert_t in;
-    in.connection = connection;
-    in.wh = wh;
-    in.max_webhooks = max_webhooks;
-    return owh_store_tx(db, insert_tx, &in, p);
+    PGresult *res = NULL;
+    const char *id;
+    apr_status_t rv;
+    const char *args[] = {
+        connection, wh->event, owh_event_name(wh->event_type), wh->url,
+        owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
+        pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
+        owh_store_array_format(wh->capabilities, p), wh->secret, dialect_name(wh->dialect),
+        types_to_pg(wh, p), apr_itoa(p, max_webhooks > 0 ? max_webhooks : 0)
+    };
+    /* One statement, its own transaction: the connection's row, the bound
+     * counted under the connection's lock, the row (sql/functions/create_webhook.sql). */
+    rv = owh_store_query_prepared(&res, db, p,
+        "SELECT octo_webhooks.create_webhook($1, $2, $3, $4, $5, $6::boolean, $7::boolean, $8::boolean,"
+        " $9::jsonb, $10::text[], $11, $12, $13::text[], $14::int) AS id", 14, args);
+    if (rv != APR_SUCCESS) return rv;
+    if (!(id = owh_store_value(res, 0, "id"))) rv = APR_ENOSPC;     /* at OctoWebhooksMaxWebhooks */
+    else wh->id = apr_pstrdup(p, id);
+    owh_store_clear(res, p);
+    return rv;
 }
 
-apr_status_t owh_store_webhook_list(owh_db_t *db, const char *connection, owh_dialect_e dialect,
-                                    apr_array_header_t **plist, apr_pool_t *p)
+typedef struct {
+    owh_store_webhook_fn *fn;
+    void *baton;
+    apr_pool_t *rowpool;            /* cleared for every row */
+    int found;
+    wh_cols_t cols;                 /* of the first row's result: every row's has the same shape */
+} each_t;
+
+static apr_status_t each_row(void *baton, const PGresult *row)
 {
-    PGresult *res;
+    each_t *e = baton;
+    owh_webhook_t *wh;
+    apr_status_t rv;
+    apr_pool_clear(e->rowpool);
+    if (!e->found) { wh_cols_find(&e->cols, row); e->found = 1; }
+    if ((rv = row_to_webhook(&wh, row, 0, 1, &e->cols, e->rowpool)) != APR_SUCCESS) return rv;
+    return e->fn(e->baton, wh, e->rowpool);
+}
+
+apr_status_t owh_store_webhook_each(owh_db_t *db, const char *connection, owh_dialect_e dialect,
+                                    owh_store_webhook_fn *fn, void *baton, apr_pool_t *p)
+{
     const char *args[] = { connection, dialect_name(dialect) };
-    apr_status_t rv = owh_store_query(&res, db, p,
+    each_t e;
+    apr_status_t rv;
+    e.fn = fn;
+    e.baton = baton;
+    e.found = 0;
+    if ((rv = apr_pool_create(&e.rowpool, p)) != APR_SUCCESS) return rv;
+    apr_pool_tag(e.rowpool, "owh_store_webhook_row");
+    rv = owh_store_query_rows(db, p,
         "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 AND dialect = $2"
-        " ORDER BY seq", 2, args);
-    if (rv != APR_SUCCESS) return rv;
-    rv = rows_to_list(plist, res, p);
-    owh_store_clear(res, p);
+        " ORDER BY seq", 2, args, each_row, &e);
+    apr_pool_destroy(e.rowpool);
     return rv;
 }
 
@@ -163,14 +176,14 @@ apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dia
     const char *args[] = { id, connection, dialect_name(dialect) };
     apr_status_t rv;
     if (!owh_uuid_valid(id)) return APR_NOTFOUND;
-    rv = owh_store_query(&res, db, p, for_update
+    rv = owh_store_query_prepared(&res, db, p, for_update
         ? "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
           " AND dialect = $3 FOR UPDATE"
         : "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
           " AND dialect = $3",
         3, args);
     if (rv != APR_SUCCESS) return rv;
-    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, p) : APR_NOTFOUND;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, !for_update, NULL, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
     return rv;
 }
@@ -187,7 +200,7 @@ apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, cons
         owh_store_array_format(wh->capabilities, p), dialect_name(wh->dialect), types_to_pg(wh, p)
     };
     if (!owh_uuid_valid(wh->id)) return APR_NOTFOUND;
-    rv = owh_store_query(&res, db, p,
+    rv = owh_store_query_prepared(&res, db, p,
         "UPDATE octo_webhooks.webhooks SET event = $3, event_type = $4, url = $5, url_display = $6,"
         " active = $7::boolean, retry_on_error = $8::boolean, use_contact_language = $9::boolean,"
         " headers = $10::jsonb, capabilities = $11::text[], updated_at = clock_timestamp(),"
@@ -210,11 +223,11 @@ apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_
     const char *args[] = { id, connection, dialect_name(dialect) };
     apr_status_t rv;
     if (!owh_uuid_valid(id)) return APR_NOTFOUND;
-    rv = owh_store_query(&res, db, p,
+    rv = owh_store_query_prepared(&res, db, p,
         "DELETE FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2 AND dialect = $3"
         " RETURNING " WH_COLS, 3, args);
     if (rv != APR_SUCCESS) return rv;
-    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, p) : APR_NOTFOUND;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, 1, NULL, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
     return rv;
 }

@@ -424,6 +424,15 @@ static json_t *headers_json(const apr_array_header_t *headers)
     return o;
 }
 
+/* A webhook read only to be shown keeps its headers as the stored text. */
+static json_t *webhook_headers_json(const owh_webhook_t *wh)
+{
+    json_t *o;
+    if (!wh->headers_text) return headers_json(wh->headers);
+    o = json_loads(wh->headers_text, 0, NULL);
+    return json_is_object(o) ? o : (json_decref(o), json_object());
+}
+
 json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p)
 {
     json_t *o = json_object(), *caps = json_array();
@@ -436,7 +445,7 @@ json_t *owh_webhook_to_json(const owh_webhook_t *wh, apr_pool_t *p)
     json_object_set_new(o, "active", json_boolean(wh->active));
     json_object_set_new(o, "retryOnError", json_boolean(wh->retry_on_error));
     json_object_set_new(o, "useContactLanguage", json_boolean(wh->use_contact_language));
-    json_object_set_new(o, "headers", headers_json(wh->headers));
+    json_object_set_new(o, "headers", webhook_headers_json(wh));
     json_object_set_new(o, "capabilities", caps);
     return owh_json_pool_own(o, p);
 }
@@ -450,7 +459,7 @@ json_t *owh_webhook_to_api_json(const owh_webhook_t *wh, apr_pool_t *p)
         json_object_set_new(o, "id", wh->id ? json_string(wh->id) : json_null());
         json_object_set_new(o, "url", json_string(wh->url ? owh_url_display(wh->url, p) : ""));
         json_object_set_new(o, "notificationTypes", owh_subscription_types_json(wh));
-        json_object_set_new(o, "headers", headers_json(wh->headers));
+        json_object_set_new(o, "headers", webhook_headers_json(wh));
         json_object_set_new(o, "signed", json_boolean(wh->has_secret));
         return o;
     }

@@ -49,6 +49,7 @@ typedef struct owh_webhook_t {
     int retry_on_error;
     int use_contact_language;
     apr_array_header_t *headers;     /* owh_header_t, in the client's order */
+    const char *headers_text;        /* read only to be shown: the stored JSON text, headers unparsed */
     apr_array_header_t *capabilities;/* const char *, normalized, de-duplicated */
     /* state shown by the API (not part of the payload's Webhook object) */
     const char *secret;              /* create only: the whsec_ secret to store, or NULL */
