@@ -50,6 +50,8 @@ typedef struct loop_t {
     apr_time_t next_poll;           /* claim at the latest then */
     apr_time_t unparked_at;         /* the last unpark_orphans() */
     apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
+    apr_pool_t *handpool;           /* handback's memory */
+    apr_array_header_t *handback;   /* owh_job_t *: claims to hand back (a host turned slow) */
     int claimed;                    /* running + waiting */
     int held;                       /* the last claim left due work behind a cap */
     apr_pool_t *viewpool;           /* event views, shared by an event's deliveries */

@@ -316,6 +316,14 @@ static int dispatch_loop(loop_t *L)
                           * a claim's fixed cost for a row or two; a slow
                           * host's line must not hold the others' claims) */
                          || (L->held && L->freed && owh_jobs_waiting_fast(L) < L->sc->max_per_host));
+        if (L->handback->nelts && L->db && !L->cycle) {
+            /* claims a host that turned slow cannot take soon: due again in
+             * half a second, for whoever has room (on failure the leases
+             * end by themselves) */
+            owh_queue_release(L->db, L->handback, apr_time_from_msec(500), L->handpool);
+            apr_pool_clear(L->handpool);
+            L->handback = apr_array_make(L->handpool, 16, sizeof(owh_job_t *));
+        }
         if (L->db && !L->cycle && (want_claim || L->results->nelts)) {
             if (want_claim) wake = 0;
             cycle_send(L, want_claim);
@@ -361,6 +369,8 @@ static void hand_back(loop_t *L)
     jobs = apr_array_make(tmp, 16, sizeof(owh_job_t *));
     for (i = 0; i < L->waiting->nelts; ++i)
         APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->waiting, i, job_t *)->job;
+    for (i = 0; i < L->handback->nelts; ++i)
+        APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->handback, i, owh_job_t *);
     for (i = 0; i < L->inflight->nelts; ++i)
         APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(L->inflight, i, job_t *)->job;
     for (hi = apr_hash_first(tmp, L->fetches); hi; hi = apr_hash_next(hi)) {
@@ -431,6 +441,8 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
     L.fetches = apr_hash_make(p);
     L.waiting = apr_array_make(p, 64, sizeof(job_t *));
     L.inflight = apr_array_make(p, 256, sizeof(job_t *));
+    L.handpool = owh_dsp_pool(p, "owh_dsp_handback");
+    L.handback = apr_array_make(L.handpool, 16, sizeof(owh_job_t *));
     L.hosts = apr_hash_make(p);
     L.hookpool = owh_dsp_pool(p, "owh_dsp_host_hooks");
     L.host_hooks = apr_hash_make(L.hookpool);

@@ -87,22 +87,44 @@ host_t *owh_jobs_host(loop_t *L, const char *host)
 }
 
 /* How many claimed deliveries may wait here for a slot of host h. A host
- * known to be fast gets several rounds of OctoWebhooksMaxPerHost, so one
+ * known to be fast gets FAST_ROUNDS rounds of OctoWebhooksMaxPerHost, so one
  * claim feeds it for a whole database round trip and claims come in fewer,
  * larger batches; a new, slow or failing one gets one round (the rest stays
- * in the queue for other dispatchers). A waiting delivery's lease must
- * outlast the transfers ahead of it and its own even if the host hangs
- * now: at most lease / timeout - 2 rounds (2 at the defaults). */
-#define FAST_HOST apr_time_from_msec(50)
+ * in the queue for other dispatchers). When a fast host turns slow, what
+ * waits for it beyond one round is handed back at once (owh_jobs_on_done):
+ * the round left then waits at most two timeouts after the first one that
+ * told, so the lease must cover three (it does at the defaults: 60 s, 15 s). */
+#define FAST_HOST   apr_time_from_msec(50)
+#define FAST_ROUNDS 6
 int owh_jobs_host_queue(loop_t *L, const host_t *h)
 {
-    apr_int64_t rounds = 1;
-    if (h->done && h->latency < FAST_HOST && L->sc->deliver_timeout > 0) {
-        rounds = L->sc->lease / L->sc->deliver_timeout - 2;
-        if (rounds > 4) rounds = 4;
-        if (rounds < 1) rounds = 1;
+    if (h->done && h->latency < FAST_HOST && L->sc->lease >= 3 * L->sc->deliver_timeout)
+        return FAST_ROUNDS * L->sc->max_per_host;
+    return L->sc->max_per_host;
+}
+
+/* Hands back what waits for host h beyond what it may now have waiting
+ * (it turned slow): the newest claims go (with the next idle moment of the
+ * connection, owh_dispatcher's loop), the oldest keep their place. */
+static void host_trim(loop_t *L, const char *host, host_t *h)
+{
+    int i, excess = h->waiting - owh_jobs_host_queue(L, h);
+    for (i = L->waiting->nelts - 1; i >= 0 && excess > 0; --i) {
+        job_t *j = APR_ARRAY_IDX(L->waiting, i, job_t *);
+        owh_job_t *c;
+        if (strcmp(j->host, host)) continue;
+        c = apr_pcalloc(L->handpool, sizeof(*c));
+        c->delivery_id = apr_pstrdup(L->handpool, j->job->delivery_id);
+        c->claim_id = apr_pstrdup(L->handpool, j->job->claim_id);
+        APR_ARRAY_PUSH(L->handback, owh_job_t *) = c;
+        memmove(&APR_ARRAY_IDX(L->waiting, i, job_t *), &APR_ARRAY_IDX(L->waiting, i + 1, job_t *),
+                (L->waiting->nelts - i - 1) * sizeof(job_t *));
+        L->waiting->nelts--;
+        h->waiting--;
+        L->claimed--;
+        excess--;
+        apr_pool_destroy(j->pool);
     }
-    return (int)rounds * L->sc->max_per_host;
 }
 
 /* Claimed deliveries waiting here for fast hosts (they will start soon). */
@@ -238,6 +260,7 @@ void owh_jobs_on_done(void *ctx, void *baton, const owh_transfer_result_t *res)
     /* a moving average: a host that starts timing out turns slow within a
      * few transfers, one that recovers turns fast again as quickly */
     h->latency = h->latency ? (h->latency * 3 + took) / 4 : took;
+    if (h->waiting > owh_jobs_host_queue(L, h)) host_trim(L, j->host, h);
     L->claimed--;
     inflight_remove(L, j);      /* j's pool is destroyed after this returns */
     owh_jobs_record(L, j, res->status_code, res->error, res, res->started, res->latency_ms);
