@@ -6,9 +6,13 @@
  * advisory lock and skips when another holds it, tallies new events, and
  * deletes only when the last round is min(60 s, retention / 2) old, so
  * across all hosts one batch runs at a time, about once per period. A batch
- * touches at most PRUNE_BATCH rows of each kind; a full one is followed by
- * the next after PRUNE_DUTY times its own duration (at least PRUNE_PAUSE),
- * so a backlog goes at about a fifth of one connection's time.
+ * touches at most `batch` rows of each kind; a full one is followed by the
+ * next after PRUNE_DUTY times its own duration (at least PRUNE_PAUSE), so a
+ * backlog goes at about a fifth of one connection's time. The batch size
+ * follows the time a batch takes (aiming at PRUNE_TARGET, between
+ * PRUNE_BATCH_MIN and PRUNE_BATCH_MAX): on a busy database the bursts stay
+ * short, which is what the deliveries' tail latency sees; the duty cycle
+ * bounds the share.
  *
  * Notices: a round a second reads new disable notices (one warn line each,
  * by whichever dispatcher takes it) and, with OctoWebhooksOperatorWebhook,
@@ -24,9 +28,12 @@
 #include "owh_json.h"
 #include "owh_metrics.h"
 
-#define PRUNE_BATCH   500
-#define PRUNE_PAUSE   apr_time_from_msec(20)
-#define PRUNE_DUTY    4         /* pause after a full batch: 4x its duration */
+#define PRUNE_BATCH      500    /* the first batch's size */
+#define PRUNE_BATCH_MIN  100
+#define PRUNE_BATCH_MAX  1000
+#define PRUNE_TARGET     apr_time_from_msec(25)    /* a batch's duration aimed at */
+#define PRUNE_PAUSE      apr_time_from_msec(20)
+#define PRUNE_DUTY       4      /* pause after a full batch: 4x its duration */
 #define NOTICE_EVERY  apr_time_from_sec(1)
 #define NOTICE_LIMIT  20
 #define NOTICE_LEASE  apr_time_from_sec(60)
@@ -56,6 +63,7 @@ typedef struct pruner_t {
     const char *owner;
     apr_pool_t *pool;
     apr_thread_t *thread;
+    int batch;                  /* rows of each kind per call, adapted to its duration */
     volatile int stop;
 } pruner_t;
 
@@ -67,9 +75,10 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
     apr_interval_time_t every = prune_every(pr->sc);
     apr_interval_time_t next = every < TALLY_EVERY ? every : TALLY_EVERY;
     apr_time_t started = apr_time_now();
+    apr_interval_time_t took;
     owh_prune_result_t r;
 
-    if (owh_store_prune(db, pr->sc->retention, every, PRUNE_BATCH, pr->owner, &r, tmp) != APR_SUCCESS) {
+    if (owh_store_prune(db, pr->sc->retention, every, pr->batch, pr->owner, &r, tmp) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, pr->s, OWHLOGNO(00543)
                      "prune failed: %s", db->errmsg ? db->errmsg : "unknown error");
         return next;
@@ -85,7 +94,18 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
     /* A backlog is worked off at a pace that leaves PostgreSQL to the
      * deliveries: at most 1 / (1 + PRUNE_DUTY) of this connection's time. */
     if (r.more) {
-        next = PRUNE_DUTY * (apr_time_now() - started);
+        took = apr_time_now() - started;
+        /* the next batch's size: as many rows as fit PRUNE_TARGET at this pace,
+         * moving by at most half or double a step */
+        if (took > 0) {
+            apr_int64_t want = (apr_int64_t)pr->batch * PRUNE_TARGET / took;
+            if (want < pr->batch / 2) want = pr->batch / 2;
+            if (want > (apr_int64_t)pr->batch * 2) want = (apr_int64_t)pr->batch * 2;
+            if (want < PRUNE_BATCH_MIN) want = PRUNE_BATCH_MIN;
+            if (want > PRUNE_BATCH_MAX) want = PRUNE_BATCH_MAX;
+            pr->batch = (int)want;
+        }
+        next = PRUNE_DUTY * took;
         if (next < PRUNE_PAUSE) next = PRUNE_PAUSE;
     }
     return next;
@@ -99,8 +119,9 @@ static void *APR_THREAD_FUNC prune_main(apr_thread_t *t, void *data)
     apr_time_t next = 0;
 
     while (!pr->stop) {
-        if (apr_time_now() < next) {
-            apr_sleep(apr_time_from_msec(50));
+        apr_time_t now = apr_time_now();
+        if (now < next) {               /* short naps: a stop is seen within 50 ms */
+            apr_sleep(next - now < apr_time_from_msec(50) ? next - now : apr_time_from_msec(50));
             continue;
         }
         if (!db || !owh_store_usable(db)) {
@@ -132,6 +153,7 @@ static void pruner_start(loop_t *L)
     pr->sc = L->sc;
     pr->owner = apr_pstrdup(p, L->owner);
     pr->pool = p;
+    pr->batch = PRUNE_BATCH;
     if (apr_thread_create(&pr->thread, NULL, prune_main, pr, p) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00548)
                      "cannot start the pruning thread; this dispatcher will not prune");
