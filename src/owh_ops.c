@@ -96,8 +96,9 @@ static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tm
     if (r.more) {
         took = apr_time_now() - started;
         /* the next batch's size: as many rows as fit PRUNE_TARGET at this pace,
-         * moving by at most half or double a step */
-        if (took > 0) {
+         * moving by at most half or double a step (only a call that deleted
+         * says how long rows take) */
+        if (took > 0 && r.ran) {
             apr_int64_t want = (apr_int64_t)pr->batch * PRUNE_TARGET / took;
             if (want < pr->batch / 2) want = pr->batch / 2;
             if (want > (apr_int64_t)pr->batch * 2) want = (apr_int64_t)pr->batch * 2;
