@@ -13,7 +13,12 @@
 -- never had one, object and resolved states of events beyond the horizon,
 -- old rate windows and notices.
 CREATE OR REPLACE FUNCTION octo_webhooks.prune(p_retention interval, p_every interval, p_batch int, p_owner text)
-RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- Every row it deletes is found by key (the ended index, the batch's ids):
+-- as complete(), index scans only; left to itself, with statistics behind a
+-- bulk load, the planner seq-scanned attempts for `delivery_id = ANY (500
+-- ids)` (133 ms instead of 4 ms a batch in bench/ops).
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     m           octo_webhooks.maintenance;
     v_started   timestamptz := clock_timestamp();
@@ -67,9 +72,11 @@ BEGIN
              WHERE status <> 'pending' AND completed_at < v_cut
              ORDER BY completed_at LIMIT p_batch) d;
     IF v_ids IS NOT NULL THEN
+        -- (the recheck: one lookup of the batch's ids, usually finding none)
         DELETE FROM octo_webhooks.attempts a
          WHERE a.delivery_id = ANY (v_ids)
-           AND EXISTS (SELECT 1 FROM octo_webhooks.deliveries d WHERE d.id = a.delivery_id AND d.status <> 'pending');
+           AND a.delivery_id <> ALL (coalesce((SELECT array_agg(d.id) FROM octo_webhooks.deliveries d
+                                                WHERE d.id = ANY (v_ids) AND d.status = 'pending'), '{}'));
         GET DIAGNOSTICS v_att = ROW_COUNT;
         DELETE FROM octo_webhooks.deliveries x WHERE x.id = ANY (v_ids) AND x.status <> 'pending';
         GET DIAGNOSTICS v_dl = ROW_COUNT;
