@@ -16,9 +16,11 @@ CREATE OR REPLACE FUNCTION octo_webhooks.prune(p_retention interval, p_every int
 -- Every row it deletes is found by key (the ended index, the batch's ids):
 -- as complete(), index scans only; left to itself, with statistics behind a
 -- bulk load, the planner seq-scanned attempts for `delivery_id = ANY (500
--- ids)` (133 ms instead of 4 ms a batch in bench/ops).
+-- ids)` (133 ms instead of 4 ms a batch in bench/ops). jit off: a seq scan
+-- that remains (the one-row maintenance table) then costs 1e10, past
+-- jit_above_cost, and JIT-compiling it took 450 ms a call.
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
 DECLARE
     m           octo_webhooks.maintenance;
     v_started   timestamptz := clock_timestamp();
