@@ -4,7 +4,11 @@
  * C over the module's own store (src/owh_store*.c), not a script over psql:
  * `migrate` must run exactly the migrations compiled into the module, and
  * every statement goes through the same parametrized owh_store_query(). The
- * SQL lives in owh_store_admin.c; this file parses arguments and prints.
+ * SQL lives in owh_store_admin.c (prune: owh_store_ops.c, the dispatchers'
+ * own prune()); this file parses arguments and prints. A little over 500
+ * lines: one command table with each command's parsing and printing beside
+ * it, which reads best whole (split by command, the option specs and the
+ * help text would sit away from the code they describe).
  *
  * Nothing secret on the command line (argv is visible in ps): the conninfo
  * comes from OCTO_WEBHOOKS_DB or libpq's environment (PGHOST, PGPASSFILE,
