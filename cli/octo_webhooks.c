@@ -4,7 +4,11 @@
  * C over the module's own store (src/owh_store*.c), not a script over psql:
  * `migrate` must run exactly the migrations compiled into the module, and
  * every statement goes through the same parametrized owh_store_query(). The
- * SQL lives in owh_store_admin.c; this file parses arguments and prints.
+ * SQL lives in owh_store_admin.c (prune: owh_store_ops.c, the dispatchers'
+ * own prune()); this file parses arguments and prints. A little over 500
+ * lines: one command table with each command's parsing and printing beside
+ * it, which reads best whole (split by command, the option specs and the
+ * help text would sit away from the code they describe).
  *
  * Nothing secret on the command line (argv is visible in ps): the conninfo
  * comes from OCTO_WEBHOOKS_DB or libpq's environment (PGHOST, PGPASSFILE,
@@ -21,6 +25,7 @@
 #include <apr_lib.h>
 
 #include "owh_store.h"
+#include "owh_store_ops.h"
 
 #ifndef OWH_VERSION
 #define OWH_VERSION "unknown"
@@ -99,19 +104,19 @@ static int parse_opts(cli_t *c, const cmd_t *cmd, int argc, const char *const *a
     return 0;
 }
 
-/* "30d", "12h", "90m", "45s" -> a PostgreSQL interval; NULL if malformed. */
-static const char *duration_interval(const char *s, apr_pool_t *p)
+/* "30d", "12h", "90m", "45s" -> an interval; 0 if malformed. */
+static int duration_parse(const char *s, apr_interval_time_t *pt)
 {
-    const char *unit;
     char *end;
-    apr_int64_t n = apr_strtoi64(s, &end, 10);
-    if (end == s || n < 0 || n > 100000) return NULL;
-    if (!strcmp(end, "d")) unit = "days";
-    else if (!strcmp(end, "h")) unit = "hours";
-    else if (!strcmp(end, "m")) unit = "minutes";
-    else if (!strcmp(end, "s")) unit = "seconds";
-    else return NULL;
-    return apr_psprintf(p, "%" APR_INT64_T_FMT " %s", n, unit);
+    apr_int64_t n = apr_strtoi64(s, &end, 10), unit;
+    if (end == s || n < 0 || n > 100000) return 0;
+    if (!strcmp(end, "d")) unit = 86400;
+    else if (!strcmp(end, "h")) unit = 3600;
+    else if (!strcmp(end, "m")) unit = 60;
+    else if (!strcmp(end, "s")) unit = 1;
+    else return 0;
+    *pt = apr_time_from_sec(n * unit);
+    return 1;
 }
 
 /* "booking:<uuid>" -> event type and object key as emit() records them. */
@@ -373,35 +378,40 @@ static int cmd_replay(cli_t *c)
 }
 
 /* ---- prune --------------------------------------------------------------- */
+/* The dispatchers' own batch, octo_webhooks.prune() (the one copy of the
+ * logic), called until it has nothing more to do: each call is its own short
+ * transaction, under the lock the dispatchers take (a dispatcher's batch in
+ * progress is waited for, not raced). */
 static int cmd_prune(cli_t *c)
 {
-    const char *older = opt(c, "older-than"), *iv, *params[2];
-    owh_admin_table_t *res;
+    const char *older = opt(c, "older-than");
+    apr_interval_time_t retention;
+    owh_prune_result_t r;
     apr_int64_t events = 0, deliveries = 0, attempts = 0;
-    int rc;
+    int busy = 0;
     if (!older) older = "30d";
-    if (!(iv = duration_interval(older, c->pool))) {
+    if (!duration_parse(older, &retention)) {
         err("--older-than: a duration such as 30d, 12h, 90m or 3600s");
         return EX_USAGE;
     }
-    params[0] = iv;
     if (opt(c, "dry-run")) {
-        if ((rc = run(c, &res, OWH_ADMIN_PRUNE_COUNT, params, "prune"))) return rc;
-        printf("would delete %s events, %s deliveries, %s attempts ended more than %s ago (dry run)\n",
-               owh_admin_cell(res, 0, "events"), owh_admin_cell(res, 0, "deliveries"),
-               owh_admin_cell(res, 0, "attempts"), older);
+        if (owh_store_prune_preview(c->db, retention, &r, c->pool) != APR_SUCCESS) return db_failed(c, "prune");
+        printf("would delete %" APR_INT64_T_FMT " events, %" APR_INT64_T_FMT " deliveries, %" APR_INT64_T_FMT
+               " attempts ended more than %s ago (dry run)\n", r.events, r.deliveries, r.attempts, older);
         return EX_OK;
     }
-    /* Batches, each its own transaction: short locks on a live queue. */
-    params[1] = "2000";
     for (;;) {
-        apr_int64_t n;
-        if ((rc = run(c, &res, OWH_ADMIN_PRUNE, params, "prune"))) return rc;
-        n = apr_atoi64(owh_admin_cell(res, 0, "events"));
-        events += n;
-        deliveries += apr_atoi64(owh_admin_cell(res, 0, "deliveries"));
-        attempts += apr_atoi64(owh_admin_cell(res, 0, "attempts"));
-        if (n < 2000) break;
+        if (owh_store_prune(c->db, retention, 0, 2000, "octo-webhooks cli", &r, c->pool) != APR_SUCCESS)
+            return db_failed(c, "prune");
+        if (!r.ran) {                   /* a dispatcher's batch holds the lock */
+            if (++busy > 600) { err("prune: another session kept the pruning lock for a minute"); return EX_FAIL; }
+            apr_sleep(apr_time_from_msec(100));
+            continue;
+        }
+        events += r.events;
+        deliveries += r.deliveries;
+        attempts += r.attempts;
+        if (!r.more) break;
     }
     printf("deleted %" APR_INT64_T_FMT " events, %" APR_INT64_T_FMT " deliveries, %" APR_INT64_T_FMT
            " attempts ended more than %s ago\n", events, deliveries, attempts, older);

@@ -6,9 +6,13 @@
  * advisory lock and skips when another holds it, tallies new events, and
  * deletes only when the last round is min(60 s, retention / 2) old, so
  * across all hosts one batch runs at a time, about once per period. A batch
- * touches at most PRUNE_BATCH rows of each kind; a full one is followed by
- * the next after PRUNE_DUTY times its own duration (at least PRUNE_PAUSE),
- * so a backlog goes at about a fifth of one connection's time.
+ * touches at most `batch` rows of each kind; a full one is followed by the
+ * next after PRUNE_DUTY times its own duration (at least PRUNE_PAUSE), so a
+ * backlog goes at about a fifth of one connection's time. The batch size
+ * follows the time a batch takes (aiming at PRUNE_TARGET, between
+ * PRUNE_BATCH_MIN and PRUNE_BATCH_MAX): on a busy database the bursts stay
+ * short, which is what the deliveries' tail latency sees; the duty cycle
+ * bounds the share.
  *
  * Notices: a round a second reads new disable notices (one warn line each,
  * by whichever dispatcher takes it) and, with OctoWebhooksOperatorWebhook,
@@ -19,16 +23,20 @@
 #include <jansson.h>
 
 #include "owh_ops.h"
+#include "owh_store_ops.h"
 #include "owh_sign.h"
 #include "owh_json.h"
 #include "owh_metrics.h"
 
-#define PRUNE_BATCH   500
-#define PRUNE_PAUSE   apr_time_from_msec(20)
-#define PRUNE_DUTY    4         /* pause after a full batch: 4x its duration */
+#define PRUNE_BATCH      500    /* the first batch's size */
+#define PRUNE_BATCH_MIN  100
+#define PRUNE_BATCH_MAX  1000
+#define PRUNE_TARGET     apr_time_from_msec(25)    /* a batch's duration aimed at */
+#define PRUNE_PAUSE      apr_time_from_msec(20)
+#define PRUNE_DUTY       4      /* pause after a full batch: 4x its duration */
 #define NOTICE_EVERY  apr_time_from_sec(1)
 #define NOTICE_LIMIT  20
-#define NOTICE_LEASE  "60 seconds"
+#define NOTICE_LEASE  apr_time_from_sec(60)
 
 /* One loop per process: the ops state lives here, not in loop_t. */
 static apr_time_t next_notices;
@@ -55,6 +63,7 @@ typedef struct pruner_t {
     const char *owner;
     apr_pool_t *pool;
     apr_thread_t *thread;
+    int batch;                  /* rows of each kind per call, adapted to its duration */
     volatile int stop;
 } pruner_t;
 
@@ -64,36 +73,40 @@ static pruner_t *pruner;
 static apr_interval_time_t prune_once(pruner_t *pr, owh_db_t *db, apr_pool_t *tmp)
 {
     apr_interval_time_t every = prune_every(pr->sc);
-    const char *args[] = { owh_store_interval(pr->sc->retention, tmp), owh_store_interval(every, tmp),
-                           apr_itoa(tmp, PRUNE_BATCH), pr->owner };
     apr_interval_time_t next = every < TALLY_EVERY ? every : TALLY_EVERY;
     apr_time_t started = apr_time_now();
-    PGresult *res;
-    json_t *o;
-    json_error_t jerr;
+    apr_interval_time_t took;
+    owh_prune_result_t r;
 
-    if (owh_store_query(&res, db, tmp, "SELECT octo_webhooks.prune($1::interval, $2::interval, $3::int, $4)",
-                        4, args) != APR_SUCCESS) {
+    if (owh_store_prune(db, pr->sc->retention, every, pr->batch, pr->owner, &r, tmp) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, pr->s, OWHLOGNO(00543)
                      "prune failed: %s", db->errmsg ? db->errmsg : "unknown error");
         return next;
     }
-    o = owh_json_pool_own(json_loads(PQgetvalue(res, 0, 0), 0, &jerr), tmp);
-    if (o && json_is_true(json_object_get(o, "ran"))) {
-        int dl = (int)json_integer_value(json_object_get(o, "deliveries"));
-        int ev = (int)json_integer_value(json_object_get(o, "events"));
-        int st = (int)json_integer_value(json_object_get(o, "states"));
-        owh_metrics_pruned(dl, ev);
-        if (dl || ev || st)
+    if (r.ran) {
+        owh_metrics_pruned((int)r.deliveries, (int)r.events);
+        if (r.deliveries || r.events || r.states)
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, pr->s, OWHLOGNO(00542)
-                         "prune: %d deliveries, %d events, %d states beyond the retention", dl, ev, st);
+                         "prune: %" APR_INT64_T_FMT " deliveries, %" APR_INT64_T_FMT " attempts, %"
+                         APR_INT64_T_FMT " events, %" APR_INT64_T_FMT " states beyond the retention",
+                         r.deliveries, r.attempts, r.events, r.states);
     }
     /* A backlog is worked off at a pace that leaves PostgreSQL to the
-     * deliveries: at most a fifth of this connection's time (500 rows in
-     * ~45 ms: still ~2,000 rows/s, twice the 1,000 events/s it must keep up
-     * with on the 2-core bench machine). */
-    if (o && json_is_true(json_object_get(o, "more"))) {
-        next = PRUNE_DUTY * (apr_time_now() - started);
+     * deliveries: at most 1 / (1 + PRUNE_DUTY) of this connection's time. */
+    if (r.more) {
+        took = apr_time_now() - started;
+        /* the next batch's size: as many rows as fit PRUNE_TARGET at this pace,
+         * moving by at most half or double a step (only a call that deleted
+         * says how long rows take) */
+        if (took > 0 && r.ran) {
+            apr_int64_t want = (apr_int64_t)pr->batch * PRUNE_TARGET / took;
+            if (want < pr->batch / 2) want = pr->batch / 2;
+            if (want > (apr_int64_t)pr->batch * 2) want = (apr_int64_t)pr->batch * 2;
+            if (want < PRUNE_BATCH_MIN) want = PRUNE_BATCH_MIN;
+            if (want > PRUNE_BATCH_MAX) want = PRUNE_BATCH_MAX;
+            pr->batch = (int)want;
+        }
+        next = PRUNE_DUTY * took;
         if (next < PRUNE_PAUSE) next = PRUNE_PAUSE;
     }
     return next;
@@ -107,8 +120,9 @@ static void *APR_THREAD_FUNC prune_main(apr_thread_t *t, void *data)
     apr_time_t next = 0;
 
     while (!pr->stop) {
-        if (apr_time_now() < next) {
-            apr_sleep(apr_time_from_msec(50));
+        apr_time_t now = apr_time_now();
+        if (now < next) {               /* short naps: a stop is seen within 50 ms */
+            apr_sleep(next - now < apr_time_from_msec(50) ? next - now : apr_time_from_msec(50));
             continue;
         }
         if (!db || !owh_store_usable(db)) {
@@ -140,6 +154,7 @@ static void pruner_start(loop_t *L)
     pr->sc = L->sc;
     pr->owner = apr_pstrdup(p, L->owner);
     pr->pool = p;
+    pr->batch = PRUNE_BATCH;
     if (apr_thread_create(&pr->thread, NULL, prune_main, pr, p) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00548)
                      "cannot start the pruning thread; this dispatcher will not prune");
@@ -166,23 +181,21 @@ typedef struct notice_t {
     int attempts;
 } notice_t;
 
-static const char *notice_body(PGresult *res, int i, apr_pool_t *p)
+static const char *notice_body(const owh_notice_row_t *row, apr_pool_t *p)
 {
     json_t *o = owh_json_pool_own(json_object(), p);
     apr_size_t len;
-    json_object_set_new(o, "type", json_string(PQgetvalue(res, i, 2)));
-    json_object_set_new(o, "webhookId", json_string(PQgetvalue(res, i, 3)));
-    json_object_set_new(o, "connection", json_string(PQgetvalue(res, i, 4)));
-    json_object_set_new(o, "reason", json_string(PQgetvalue(res, i, 5)));
-    json_object_set_new(o, "time", json_string(PQgetvalue(res, i, 8)));
-    if (!strcmp(PQgetvalue(res, i, 2), "delivery.exhausted")) {
-        /* {a,b,c}: uuids need no unquoting */
+    int i;
+    json_object_set_new(o, "type", json_string(row->type));
+    json_object_set_new(o, "webhookId", json_string(row->webhook ? row->webhook : ""));
+    json_object_set_new(o, "connection", json_string(row->connection ? row->connection : ""));
+    json_object_set_new(o, "reason", json_string(row->reason ? row->reason : ""));
+    json_object_set_new(o, "time", json_string(row->at ? row->at : ""));
+    if (!strcmp(row->type, "delivery.exhausted")) {
         json_t *ids = json_array();
-        char *list = apr_pstrdup(p, PQgetvalue(res, i, 7)), *last = NULL, *tok;
-        list[strlen(list) - 1] = '\0';
-        for (tok = apr_strtok(list + 1, ",", &last); tok; tok = apr_strtok(NULL, ",", &last))
-            json_array_append_new(ids, json_string(tok));
-        json_object_set_new(o, "count", json_integer(atoi(PQgetvalue(res, i, 6))));
+        for (i = 0; i < row->deliveries->nelts; ++i)
+            json_array_append_new(ids, json_string(APR_ARRAY_IDX(row->deliveries, i, const char *)));
+        json_object_set_new(o, "count", json_integer(row->count));
         json_object_set_new(o, "deliveryIds", ids);
     }
     return owh_json_dump(o, &len, p);
@@ -192,19 +205,11 @@ static void notice_record(loop_t *L, notice_t *n, const char *status, apr_interv
                           const char *error)
 {
     apr_pool_t *tmp;
-    const char *args[5];
     if (!L->db) return;                 /* the lease runs out and it is sent again */
     owh_dispatcher_db_idle(L);          /* a round trip may be in flight on the connection */
     if (!L->db) return;
     tmp = owh_dsp_pool(L->pool, "owh_ops_notice");
-    args[0] = n->id;
-    args[1] = n->claim;
-    args[2] = status;
-    args[3] = owh_store_interval(retry_in, tmp);
-    args[4] = error;
-    if (owh_store_query(NULL, L->db, tmp,
-            "SELECT octo_webhooks.notice_done($1::bigint, $2::uuid, $3, $4::interval, $5)", 5, args)
-        != APR_SUCCESS)
+    if (owh_store_notice_done(L->db, n->id, n->claim, status, retry_in, error, tmp) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00544)
                      "notice %s: recording its attempt failed: %s", n->id,
                      L->db->errmsg ? L->db->errmsg : "unknown error");
@@ -233,7 +238,7 @@ static void notice_on_done(void *ctx, void *baton, const owh_transfer_result_t *
     }
 }
 
-static void notice_send(loop_t *L, PGresult *res, int i)
+static void notice_send(loop_t *L, const owh_notice_row_t *row)
 {
     apr_pool_t *p = owh_dsp_pool(L->pool, "owh_ops_notice_send");
     notice_t *n = apr_pcalloc(p, sizeof(*n));
@@ -242,12 +247,12 @@ static void notice_send(loop_t *L, PGresult *res, int i)
     const char *body;
 
     n->pool = p;
-    n->id = apr_pstrdup(p, PQgetvalue(res, i, 0));
-    n->claim = apr_pstrdup(p, PQgetvalue(res, i, 1));
-    n->type = apr_pstrdup(p, PQgetvalue(res, i, 2));
-    n->webhook = apr_pstrdup(p, PQgetvalue(res, i, 3));
-    n->attempts = atoi(PQgetvalue(res, i, 9));
-    body = notice_body(res, i, p);
+    n->id = apr_pstrdup(p, row->id);
+    n->claim = apr_pstrdup(p, row->claim);
+    n->type = apr_pstrdup(p, row->type);
+    n->webhook = apr_pstrdup(p, row->webhook ? row->webhook : "");
+    n->attempts = row->attempts;
+    body = notice_body(row, p);
     /* webhook-id msg_notice-<id>: the same on every retry of a notice */
     owh_sign_headers(headers, apr_pstrcat(p, "notice-", n->id, NULL), apr_time_now(),
                      L->sc->operator_secret, NULL, body, strlen(body), p);
@@ -271,26 +276,26 @@ static void notice_send(loop_t *L, PGresult *res, int i)
 static void notices(loop_t *L, apr_time_t now)
 {
     apr_pool_t *tmp = owh_dsp_pool(L->pool, "owh_ops_notices");
-    const char *args[] = { L->sc->operator_url ? "true" : "false", apr_itoa(tmp, NOTICE_LIMIT), NOTICE_LEASE };
-    PGresult *res;
+    apr_array_header_t *rows;
     int i;
 
     next_notices = now + NOTICE_EVERY;
-    if (owh_store_query(&res, L->db, tmp, "SELECT * FROM octo_webhooks.notices_take($1::boolean, $2::int, $3::interval)",
-                        3, args) != APR_SUCCESS) {
+    if (owh_store_notices_take(L->db, L->sc->operator_url != NULL, NOTICE_LIMIT, NOTICE_LEASE, &rows, tmp)
+        != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00546)
                      "reading notices failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
         apr_pool_destroy(tmp);
         return;
     }
-    for (i = 0; i < PQntuples(res); ++i) {
-        if (!strcmp(PQgetvalue(res, i, 10), "t")) {
-            if (!strcmp(PQgetvalue(res, i, 2), "webhook.disabled"))
+    for (i = 0; i < rows->nelts; ++i) {
+        const owh_notice_row_t *row = APR_ARRAY_IDX(rows, i, owh_notice_row_t *);
+        if (row->log_only) {
+            if (!strcmp(row->type, "webhook.disabled"))
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00541)
-                             "webhook disabled: webhook %s connection %s: %s", PQgetvalue(res, i, 3),
-                             PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+                             "webhook disabled: webhook %s connection %s: %s", row->webhook,
+                             row->connection, row->reason);
         }
-        else notice_send(L, res, i);
+        else if (row->claim) notice_send(L, row);
     }
     apr_pool_destroy(tmp);
 }
@@ -310,10 +315,10 @@ void owh_ops_tick(loop_t *L)
 void owh_ops_after_complete(loop_t *L, const apr_array_header_t *results)
 {
     apr_pool_t *tmp;
+    apr_array_header_t *rows;
     json_t *arr = NULL;
     const char *arg;
     apr_size_t len;
-    PGresult *res;
     int i;
 
     for (i = 0; i < results->nelts; ++i) {
@@ -327,16 +332,17 @@ void owh_ops_after_complete(loop_t *L, const apr_array_header_t *results)
     tmp = owh_dsp_pool(L->pool, "owh_ops_exhausted");
     owh_json_pool_own(arr, tmp);
     arg = owh_json_dump(arr, &len, tmp);
-    if (owh_store_query(&res, L->db, tmp, "SELECT * FROM octo_webhooks.note_exhausted($1::jsonb)", 1, &arg)
-        != APR_SUCCESS) {
+    if (owh_store_note_exhausted(L->db, arg, &rows, tmp) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00547)
                      "noting exhausted deliveries failed: %s", L->db->errmsg ? L->db->errmsg : "unknown error");
         apr_pool_destroy(tmp);
         return;
     }
-    for (i = 0; i < PQntuples(res); ++i)
+    for (i = 0; i < rows->nelts; ++i) {
+        const owh_exhausted_t *x = APR_ARRAY_IDX(rows, i, owh_exhausted_t *);
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, L->s, OWHLOGNO(00540)
-                     "delivery exhausted: webhook %s connection %s delivery %s: %s", PQgetvalue(res, i, 0),
-                     PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+                     "delivery exhausted: webhook %s connection %s delivery %s: %s", x->webhook,
+                     x->connection, x->delivery, x->reason);
+    }
     apr_pool_destroy(tmp);
 }

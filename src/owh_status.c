@@ -1,6 +1,7 @@
 /* owh_status.c — /metrics, /status and the mod_status section (see
  * owh_status.h). Two sources: this host's shared counters (owh_metrics: no
- * I/O) and one call of octo_webhooks.stats() for the queue (index probes
+ * I/O) and one call of octo_webhooks.stats() through the store
+ * (owh_store_stats: this file sends no SQL) for the queue (index probes
  * under a cap and planner estimates: no count(*) over a big table). When
  * the database is away the host's counters are still served, with
  * octo_webhooks_database_up 0. All memory in r->pool. */
@@ -15,6 +16,7 @@
 #include "owh_status.h"
 #include "owh_config.h"
 #include "owh_store.h"
+#include "owh_store_ops.h"
 #include "owh_metrics.h"
 #include "owh_json.h"
 #include "owh_log.h"
@@ -30,18 +32,15 @@ static json_t *queue_stats(request_rec *r)
 {
     owh_srv_conf_t *sc = owh_config_srv_get(r->server);
     owh_db_t *db;
-    PGresult *res;
+    const char *text;
     json_error_t jerr;
-    json_t *o;
     if (!sc->store || owh_store_acquire(&db, sc->store, r->pool) != APR_SUCCESS) return NULL;
-    if (owh_store_query(&res, db, r->pool, "SELECT octo_webhooks.stats()", 0, NULL) != APR_SUCCESS) {
+    if (owh_store_stats(db, &text, r->pool) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, OWHLOGNO(00701)
                       "stats: %s", db->errmsg ? db->errmsg : "unknown error");
         return NULL;
     }
-    o = owh_json_pool_own(json_loads(PQgetvalue(res, 0, 0), 0, &jerr), r->pool);
-    owh_store_clear(res, r->pool);
-    return o;
+    return owh_json_pool_own(json_loads(text, 0, &jerr), r->pool);
 }
 
 static double num(json_t *o, const char *a, const char *b)

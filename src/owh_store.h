@@ -1,7 +1,8 @@
 /* owh_store.h — owns PostgreSQL access: the per-process connection pool
  * (apr_reslist), parametrized queries whose results are cleared by pool
  * cleanups, transactions, and the schema migrations. APR + libpq only.
- * All SQL text of the module lives in owh_store*.c, owh_queue.c and sql/. */
+ * All SQL text of the module lives in owh_store*.c, owh_queue.c and sql/
+ * (operations: owh_store_ops.h). */
 #ifndef OWH_STORE_H
 #define OWH_STORE_H
 
@@ -236,8 +237,6 @@ typedef enum {
     OWH_ADMIN_OBJECT_DELIVERIES,    /* event type, object key, connection or NULL, limit */
     OWH_ADMIN_ATTEMPTS,             /* delivery ids as a text[] literal */
     OWH_ADMIN_REPLAY,               /* type, key, webhook, since, until, dry run -> matched, replayable, requeued */
-    OWH_ADMIN_PRUNE,                /* older-than interval, batch -> events, deliveries, attempts deleted */
-    OWH_ADMIN_PRUNE_COUNT,          /* older-than interval -> what PRUNE would delete */
     OWH_ADMIN_SCHEMA_EXISTS,        /* -> t/f */
     OWH_ADMIN_SCHEMA_VERSION,       /* -> the highest applied migration */
     OWH_ADMIN_COUNT

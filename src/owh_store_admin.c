@@ -1,6 +1,6 @@
 /* owh_store_admin.c — the operator's statements (the `octo-webhooks` CLI):
  * tokens, the queue's state, one object's deliveries across connections,
- * replay and prune. One table of named statements, so the SQL stays in the
+ * replay (prune is the dispatchers' prune(), in owh_store_ops.c). One table of named statements, so the SQL stays in the
  * store and the CLI only prints what comes back. APR + libpq only. */
 #include <string.h>
 #include <apr_strings.h>
@@ -113,31 +113,6 @@ static const admin_stmt_t stmts[] = {
         "        (SELECT count(*) FROM u) AS requeued,"
         "        (SELECT pg_notify('octo_webhooks', '') WHERE EXISTS (SELECT 1 FROM u)) IS NULL AS quiet" },
 
-    /* An event goes once all its deliveries ended before the cutoff ($1 an
-     * interval); its deliveries and their attempts go with it (ON DELETE
-     * CASCADE). Pending work and everything it belongs to stays. $2 batch. */
-    [OWH_ADMIN_PRUNE] = { 2,
-        "WITH e AS (SELECT e.id FROM octo_webhooks.events e"
-        "            WHERE e.created_at < clock_timestamp() - $1::interval"
-        "              AND NOT EXISTS (SELECT 1 FROM octo_webhooks.deliveries d WHERE d.event_id = e.id"
-        "                                 AND (d.status = 'pending'"
-        "                                      OR d.completed_at >= clock_timestamp() - $1::interval))"
-        "            ORDER BY e.id LIMIT $2::int FOR UPDATE SKIP LOCKED),"
-        " d AS (SELECT d.id FROM octo_webhooks.deliveries d WHERE d.event_id IN (SELECT id FROM e)),"
-        " x AS (DELETE FROM octo_webhooks.events WHERE id IN (SELECT id FROM e) RETURNING 1)"
-        " SELECT (SELECT count(*) FROM x) AS events, (SELECT count(*) FROM d) AS deliveries,"
-        "        (SELECT count(*) FROM octo_webhooks.attempts a WHERE a.delivery_id IN (SELECT id FROM d))"
-        "        AS attempts" },
-    [OWH_ADMIN_PRUNE_COUNT] = { 1,
-        "WITH e AS (SELECT e.id FROM octo_webhooks.events e"
-        "            WHERE e.created_at < clock_timestamp() - $1::interval"
-        "              AND NOT EXISTS (SELECT 1 FROM octo_webhooks.deliveries d WHERE d.event_id = e.id"
-        "                                 AND (d.status = 'pending'"
-        "                                      OR d.completed_at >= clock_timestamp() - $1::interval))),"
-        " d AS (SELECT d.id FROM octo_webhooks.deliveries d WHERE d.event_id IN (SELECT id FROM e))"
-        " SELECT (SELECT count(*) FROM e) AS events, (SELECT count(*) FROM d) AS deliveries,"
-        "        (SELECT count(*) FROM octo_webhooks.attempts a WHERE a.delivery_id IN (SELECT id FROM d))"
-        "        AS attempts" },
     /* two statements: a query naming a missing table fails to parse */
     [OWH_ADMIN_SCHEMA_EXISTS] = { 0,
         "SELECT to_regclass('octo_webhooks.schema_migrations') IS NOT NULL AS present" },
