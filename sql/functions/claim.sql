@@ -20,9 +20,11 @@ RETURNS TABLE (id uuid, claim uuid, attempts int, webhook text, event_type text,
 -- left dead, so later claims skip them instead of revisiting the heap. And
 -- nested loops by key: the planner cannot see how many rows a LIMIT taken
 -- from a variable yields (it guesses a tenth of the table), and would hash
--- all deliveries and merge all events to claim a few hundred rows.
+-- all deliveries and merge all events to claim a few hundred rows. JIT off:
+-- with scans priced out, one left over (a tiny table) can cost enough to be
+-- JIT-compiled, hundreds of milliseconds per call (seen in prune()).
 LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off SET enable_hashjoin = off
-                 SET enable_mergejoin = off AS $$
+                 SET enable_mergejoin = off SET jit = off AS $$
 DECLARE
     h       record;
     v_now   timestamptz;

@@ -8,8 +8,10 @@
 CREATE OR REPLACE FUNCTION octo_webhooks.complete(p_results jsonb, p_owner text, p_disable_after interval)
 -- Every row it touches is found by key from the batch: nested loops over
 -- index scans. Left to itself the planner takes jsonb_to_recordset() for 100
--- rows and may hash-join it against a scan of all deliveries.
-RETURNS void LANGUAGE plpgsql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+-- rows and may hash-join it against a scan of all deliveries. JIT off, as
+-- claim().
+RETURNS void LANGUAGE plpgsql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 DECLARE
     v_done  jsonb;
     v_hooks uuid[];

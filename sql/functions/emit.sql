@@ -18,7 +18,7 @@ RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, p
 -- needs statistics on deliveries: never analyzed, the planner cannot tell
 -- deliveries_object from deliveries_webhook_due, which walks the webhook's
 -- backlog; autovacuum analyzes the table within its first minute of use.)
-SET enable_seqscan = off AS $$
+SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     v_type text := octo_webhooks.event_type(p_event);
     v_key  text;
