@@ -69,8 +69,13 @@ my $hwm1 = status_kb($child, 'VmHWM');
 my $grew = $hwm1 - $hwm0;
 diag(sprintf('list %.1f MB; child VmHWM %d kB before, %d kB after (+%d kB), VmRSS now %d kB',
              $bytes / 1e6, $hwm0, $hwm1, $grew, status_kb($child, 'VmRSS')));
-ok($hwm0 > 0 && $grew < $bytes / 1024 / 4,
-   'the child\'s high-water mark grew by less than a quarter of the list');
+SKIP: {
+    # AddressSanitizer keeps freed memory in quarantine: the high-water mark
+    # says nothing there
+    skip 'the high-water mark is not measurable under AddressSanitizer', 1 if $ENV{OWH_ASAN};
+    ok($hwm0 > 0 && $grew < $bytes / 1024 / 4,
+       'the child\'s high-water mark grew by less than a quarter of the list');
+}
 
 # HEAD: the headers of the streamed answer, no body
 my $head = api('HEAD', '/webhooks', base => $h->base, token => $big, openapi => 0);

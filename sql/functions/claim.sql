@@ -59,7 +59,8 @@ BEGIN
         v_hooks := p_hosts->'hooks';
     END IF;
     FOR h IN
-        SELECT d.webhook_id AS wid, min(d.next_attempt_at) AS due FROM octo_webhooks.deliveries d
+        SELECT d.webhook_id AS wid, min(d.next_attempt_at) AS due, count(*)::int AS n
+          FROM octo_webhooks.deliveries d
          WHERE v_few AND d.status = 'pending' AND d.next_attempt_at <= v_now
          GROUP BY d.webhook_id
         UNION ALL
@@ -71,7 +72,7 @@ BEGIN
                      WHERE d.status = 'pending' AND d.webhook_id > hooks.wid
                      ORDER BY d.webhook_id LIMIT 1)
               FROM hooks WHERE hooks.wid IS NOT NULL)
-        SELECT x.wid, x.due FROM (
+        SELECT x.wid, x.due, NULL::int FROM (
             SELECT hooks.wid, (SELECT d.next_attempt_at FROM octo_webhooks.deliveries d
                                 WHERE d.status = 'pending' AND d.webhook_id = hooks.wid
                                 ORDER BY d.next_attempt_at LIMIT 1) AS due
@@ -131,10 +132,15 @@ BEGIN
         END IF;
         -- How many are due, up to one more than it may take: more means a
         -- cap (not the batch, not the lack of work) held this webhook back.
-        SELECT count(*) INTO v_due FROM (
-            SELECT 1 FROM octo_webhooks.deliveries d
-             WHERE d.status = 'pending' AND d.webhook_id = h.wid AND d.next_attempt_at <= v_now
-             ORDER BY d.next_attempt_at LIMIT v_take + 1) x;
+        -- (The few-due read counted them already.)
+        IF h.n IS NOT NULL THEN
+            v_due := h.n;
+        ELSE
+            SELECT count(*) INTO v_due FROM (
+                SELECT 1 FROM octo_webhooks.deliveries d
+                 WHERE d.status = 'pending' AND d.webhook_id = h.wid AND d.next_attempt_at <= v_now
+                 ORDER BY d.next_attempt_at LIMIT v_take + 1) x;
+        END IF;
         IF v_due > v_take AND v_take < v_left THEN
             v_held := v_held + 1;
         END IF;

@@ -54,24 +54,31 @@ BEGIN
     UPDATE octo_webhooks.webhooks w SET failing_since = v.since
       FROM v WHERE w.id = v.id AND w.failing_since IS DISTINCT FROM v.since;
 
-    -- 410 Gone: the endpoint asks us to stop.
-    SELECT array_agg(DISTINCT d.webhook_id) INTO v_hooks
-      FROM jsonb_to_recordset(p_results) AS r(id uuid, gone boolean)
-      JOIN octo_webhooks.deliveries d ON d.id = r.id
-      JOIN octo_webhooks.webhooks w ON w.id = d.webhook_id
-     WHERE r.gone AND w.active;
-    IF v_hooks IS NOT NULL THEN
-        PERFORM octo_webhooks.deactivate(v_hooks, 'the endpoint answered 410 Gone');
+    -- 410 Gone: the endpoint asks us to stop. (Both checks only when the
+    -- batch has such an answer: the common batch is all successes.)
+    IF p_results @> '[{"gone": true}]'::jsonb THEN
+        SELECT array_agg(DISTINCT d.webhook_id) INTO v_hooks
+          FROM jsonb_to_recordset(p_results) AS r(id uuid, gone boolean)
+          JOIN octo_webhooks.deliveries d ON d.id = r.id
+          JOIN octo_webhooks.webhooks w ON w.id = d.webhook_id
+         WHERE r.gone AND w.active;
+        IF v_hooks IS NOT NULL THEN
+            PERFORM octo_webhooks.deactivate(v_hooks, 'the endpoint answered 410 Gone');
+        END IF;
     END IF;
 
-    -- Auto-disable: every attempt failed for p_disable_after.
-    SELECT array_agg(w.id) INTO v_hooks FROM octo_webhooks.webhooks w
-     WHERE w.active AND w.failing_since <= clock_timestamp() - p_disable_after
-       AND w.id IN (SELECT d.webhook_id FROM jsonb_to_recordset(p_results) AS r(id uuid)
-                      JOIN octo_webhooks.deliveries d ON d.id = r.id);
-    IF v_hooks IS NOT NULL THEN
-        PERFORM octo_webhooks.deactivate(v_hooks,
-            'every delivery attempt failed for ' || p_disable_after::text);
+    -- Auto-disable: every attempt failed for p_disable_after (a batch with
+    -- a failure in it: a success ended its webhook's streak above).
+    IF EXISTS (SELECT 1 FROM jsonb_to_recordset(p_results) AS r(code int)
+                WHERE NOT coalesce(r.code BETWEEN 200 AND 299, false)) THEN
+        SELECT array_agg(w.id) INTO v_hooks FROM octo_webhooks.webhooks w
+         WHERE w.active AND w.failing_since <= clock_timestamp() - p_disable_after
+           AND w.id IN (SELECT d.webhook_id FROM jsonb_to_recordset(p_results) AS r(id uuid)
+                          JOIN octo_webhooks.deliveries d ON d.id = r.id);
+        IF v_hooks IS NOT NULL THEN
+            PERFORM octo_webhooks.deactivate(v_hooks,
+                'every delivery attempt failed for ' || p_disable_after::text);
+        END IF;
     END IF;
 
     -- The leases that ended leave their webhooks' in-flight counts. Those

@@ -177,5 +177,7 @@ int main(void)
         wh->headers_text = "{}";
         tap_ok(strstr(rendered_webhook(wh, NULL), "\"headers\":{},") != NULL, "no headers");
     }
+    apr_pool_destroy(pool);     /* the pool-owned json_t go with it (LeakSanitizer checks) */
+    apr_terminate();
     return tap_done();
 }

@@ -173,8 +173,13 @@ static void test_prepared_and_rows(owh_store_t *st, const char *conninfo, apr_po
            "20,000 rows handed over in order");
     printf("# whole result: %lu kB; one row at a time: peak +%lu kB\n", (unsigned long)(whole / 1024),
            (unsigned long)((c.peak - c.base) / 1024));
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer's allocator answers mallinfo2() with nothing */
+    tap_ok(1, "# SKIP the peak of malloc'd memory is not measurable under AddressSanitizer");
+#else
     tap_ok(whole > 6 * 1024 * 1024 && c.peak - c.base < whole / 16,
            "one row at a time never holds the result (peak under 1/16 of the whole)");
+#endif
     memset(&c, 0, sizeof(c));
     c.stop_at = 10;
     tap_ok(owh_store_query_rows(a, req, BIG_ROWS, 1, args, count_row, &c) == APR_EOF && c.rows == 10,
