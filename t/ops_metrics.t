@@ -7,7 +7,6 @@ use Apache::Test qw(-withtestmore);
 use lib 't/lib';
 use OWHDelivery;
 use JSON::PP ();
-use IPC::Open2 qw(open2);
 use Time::HiRes ();
 
 my $JSON = JSON::PP->new;
@@ -25,32 +24,13 @@ my $ok = api('POST', '/webhooks', base => $h->base, token => $tok, json => { eve
 my $bad = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'product_update', url => $sink->url('/bad') })->{json}{id};
 my $off = api('POST', '/webhooks', base => $h->base, token => $tok, json => { event => 'order_update', url => $sink->url('/ok'), active => JSON::PP::false })->{json}{id};
 
-sub parse {
-    my ($text) = @_;
-    my $pid = open2(my $out, my $in, "$ENV{OWH_SRCDIR}/t/bin/prom-parse");
-    print $in $text;
-    close $in;
-    local $/;
-    my $json = <$out>;
-    waitpid($pid, 0);
-    return $? == 0 ? $JSON->decode($json) : undef;
-}
-sub value {
-    my ($samples, $name, %labels) = @_;
-    for my $s (@$samples) {
-        next unless $s->{name} eq $name;
-        next if grep { ($s->{labels}{$_} // '') ne $labels{$_} } keys %labels;
-        return $s->{value};
-    }
-    return undef;
-}
 
-my $m0 = parse($h->metrics);
+my $m0 = prom_parse($h->metrics);
 ok($m0, 'the reference parser reads /octo-metrics before any delivery');
-is(value($m0, 'octo_webhooks_dispatchers'), 2, 'dispatchers: 2 live');
-is(value($m0, 'octo_webhooks_database_up'), 1, 'database up');
-is(value($m0, 'octo_webhooks_webhooks', state => 'active'), 2, 'two active webhooks');
-is(value($m0, 'octo_webhooks_webhooks', state => 'disabled'), 1, 'one inactive');
+is(prom_value($m0, 'octo_webhooks_dispatchers'), 2, 'dispatchers: 2 live');
+is(prom_value($m0, 'octo_webhooks_database_up'), 1, 'database up');
+is(prom_value($m0, 'octo_webhooks_webhooks', state => 'active'), 2, 'two active webhooks');
+is(prom_value($m0, 'octo_webhooks_webhooks', state => 'disabled'), 1, 'one inactive');
 
 my $n = 20;
 emit($db, 'booking_update', { uuid => "mx-$_" }, 'res-mx') for 1 .. $n;
@@ -60,17 +40,17 @@ $sink->wait_for(path => '/bad', count => 1, timeout => 20);
 wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.attempts})->[0][0] == $n + 1 }, 10);
 
 my $text = $h->metrics;
-my $m = parse($text);
+my $m = prom_parse($text);
 ok($m, 'the reference parser reads every line after deliveries') or diag $text;
-is(value($m, 'octo_webhooks_attempts_total', outcome => 'success'), $n, "attempts success: $n");
-is(value($m, 'octo_webhooks_attempts_total', outcome => 'http_error'), 1, 'attempts http_error: 1');
-is(value($m, 'octo_webhooks_attempts_total', outcome => 'transport_error'), 0, 'attempts transport_error: 0');
-is(value($m, 'octo_webhooks_attempt_duration_seconds_count'), $n + 1, 'histogram count = attempts sent');
-is(value($m, 'octo_webhooks_attempt_duration_seconds_bucket', le => '+Inf'), $n + 1, '+Inf bucket = count');
-is(value($m, 'octo_webhooks_deliveries', status => 'succeeded'), $n, "deliveries succeeded: $n");
-is(value($m, 'octo_webhooks_deliveries', status => 'pending'), 1, 'deliveries pending: 1 (waiting for its retry)');
-is(value($m, 'octo_webhooks_deliveries_due'), 0, 'none due (the retry is an hour away)');
-is(value($m, 'octo_webhooks_oldest_due_seconds'), 0, 'oldest due: 0 when none is due');
+is(prom_value($m, 'octo_webhooks_attempts_total', outcome => 'success'), $n, "attempts success: $n");
+is(prom_value($m, 'octo_webhooks_attempts_total', outcome => 'http_error'), 1, 'attempts http_error: 1');
+is(prom_value($m, 'octo_webhooks_attempts_total', outcome => 'transport_error'), 0, 'attempts transport_error: 0');
+is(prom_value($m, 'octo_webhooks_attempt_duration_seconds_count'), $n + 1, 'histogram count = attempts sent');
+is(prom_value($m, 'octo_webhooks_attempt_duration_seconds_bucket', le => '+Inf'), $n + 1, '+Inf bucket = count');
+is(prom_value($m, 'octo_webhooks_deliveries', status => 'succeeded'), $n, "deliveries succeeded: $n");
+is(prom_value($m, 'octo_webhooks_deliveries', status => 'pending'), 1, 'deliveries pending: 1 (waiting for its retry)');
+is(prom_value($m, 'octo_webhooks_deliveries_due'), 0, 'none due (the retry is an hour away)');
+is(prom_value($m, 'octo_webhooks_oldest_due_seconds'), 0, 'oldest due: 0 when none is due');
 # due work nobody takes: an API-only host on a database of its own
 my $db2 = new_database();
 my $api = start_httpd(conninfo => $db2, directives => 'OctoWebhooksDispatcher Off');
@@ -78,17 +58,17 @@ my $tok2 = token('res-mx', ['octo:read.webhooks', 'octo:write.webhooks'], db => 
 api('POST', '/webhooks', base => $api->base, token => $tok2, json => { event => 'booking_update', url => $sink->url('/ok') });
 emit($db2, 'booking_update', { uuid => "due-$_" }, 'res-mx') for 1 .. 3;
 q_at($db2, q{UPDATE octo_webhooks.deliveries SET next_attempt_at = now() - interval '42 seconds' WHERE object_key = 'due-1'});
-my $m2 = parse($api->metrics);
-is(value($m2, 'octo_webhooks_dispatchers'), 0, 'an API-only host: dispatchers 0');
-is(value($m2, 'octo_webhooks_deliveries_due'), 3, 'three due');
-my $oldest = value($m2, 'octo_webhooks_oldest_due_seconds');
+my $m2 = prom_parse($api->metrics);
+is(prom_value($m2, 'octo_webhooks_dispatchers'), 0, 'an API-only host: dispatchers 0');
+is(prom_value($m2, 'octo_webhooks_deliveries_due'), 3, 'three due');
+my $oldest = prom_value($m2, 'octo_webhooks_oldest_due_seconds');
 ok($oldest >= 42 && $oldest < 60, "oldest due age in seconds ($oldest)");
-is(value($m, 'octo_webhooks_dispatcher_restarts_total'), 0, 'no restarts yet');
-my $events = wait_until(sub { my $x = parse($h->metrics); value($x, 'octo_webhooks_events_total', type => 'booking_update') == $n ? $x : undef }, 20);
+is(prom_value($m, 'octo_webhooks_dispatcher_restarts_total'), 0, 'no restarts yet');
+my $events = wait_until(sub { my $x = prom_parse($h->metrics); prom_value($x, 'octo_webhooks_events_total', type => 'booking_update') == $n ? $x : undef }, 20);
 ok($events, "events_total{type=booking_update} = $n (tallied)");
-is(value($events, 'octo_webhooks_events_total', type => 'product_update'), 1, 'events_total{type=product_update} = 1') if $events;
-ok(defined value($m, 'octo_webhooks_db_pool_waits_total'), 'the API pool waits are exposed');
-ok(defined value($m, 'octo_webhooks_db_pool_timeouts_total'), 'the API pool timeouts are exposed');
+is(prom_value($events, 'octo_webhooks_events_total', type => 'product_update'), 1, 'events_total{type=product_update} = 1') if $events;
+ok(defined prom_value($m, 'octo_webhooks_db_pool_waits_total'), 'the API pool waits are exposed');
+ok(defined prom_value($m, 'octo_webhooks_db_pool_timeouts_total'), 'the API pool timeouts are exposed');
 
 # status: the same facts, plus each dispatcher
 my $st = $h->status;
@@ -105,8 +85,8 @@ is($st->{attempts}{success}, $n, 'status: attempts');
 # a killed dispatcher is respawned and counted
 my $victim = $h->dispatcher_pid;
 kill 'KILL', $victim;
-ok(wait_until(sub { my $x = parse($h->metrics); value($x, 'octo_webhooks_dispatcher_restarts_total') == 1
-                    && value($x, 'octo_webhooks_dispatchers') == 2 }, 20), 'restart counted, two dispatchers again');
+ok(wait_until(sub { my $x = prom_parse($h->metrics); prom_value($x, 'octo_webhooks_dispatcher_restarts_total') == 1
+                    && prom_value($x, 'octo_webhooks_dispatchers') == 2 }, 20), 'restart counted, two dispatchers again');
 ok(!(grep { $_ == $victim } $h->dispatcher_pids), 'the killed one is no longer listed');
 
 # mod_status

@@ -22,25 +22,10 @@ my $h = start_httpd(conninfo => $db, directives => join("\n",
 my $tok = token('res-pool', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 is(api('GET', '/webhooks', base => $h->base, token => $tok)->{code}, 200, 'the API answers');
 
-sub parse {
-    my ($text) = @_;
-    my $pid = open2(my $out, my $in, "$ENV{OWH_SRCDIR}/t/bin/prom-parse");
-    print $in $text;
-    close $in;
-    local $/;
-    my $json = <$out>;
-    waitpid($pid, 0);
-    return $? == 0 ? $JSON->decode($json) : undef;
-}
-sub value {
-    my ($samples, $name) = @_;
-    for my $s (@{ $samples || [] }) { return $s->{value} if $s->{name} eq $name }
-    return undef;
-}
 sub pool {
-    my $m = parse($h->metrics);
+    my $m = prom_parse($h->metrics);
     ok($m, 'the reference parser reads /octo-metrics');
-    return map { value($m, "octo_webhooks_db_pool_${_}_total") } qw(acquires waits timeouts);
+    return map { prom_value($m, "octo_webhooks_db_pool_${_}_total") } qw(acquires waits timeouts);
 }
 
 my ($acq0, $waits0, $timeouts0) = pool();

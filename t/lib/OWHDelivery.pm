@@ -11,10 +11,11 @@ use File::Temp qw(tempdir);
 use JSON::PP ();
 use Fcntl qw(:flock);
 use POSIX ();
-use OWHTest qw(api token wait_until free_port q_at);
+use OWHTest qw(api token wait_until free_port q_at prom_parse prom_value);
 use OWHConf ();
 
-our @EXPORT = qw(new_database start_httpd start_sink emit q_at wait_settled api token wait_until free_port);
+our @EXPORT = qw(new_database start_httpd start_sink emit q_at wait_settled api token wait_until free_port
+                 prom_parse prom_value);
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 my @instances;

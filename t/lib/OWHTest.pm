@@ -19,7 +19,8 @@ use IO::Socket::INET ();
 use Time::HiRes ();
 use OWHOpenAPI ();
 
-our @EXPORT = qw(token api psql_query q_at pg_stop pg_start server_restart json_encode wait_until free_port);
+our @EXPORT = qw(token api psql_query q_at pg_stop pg_start server_restart json_encode wait_until free_port
+                 prom_parse prom_value);
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
@@ -150,6 +151,33 @@ sub server_restart {
     wait_until(sub { my $r = eval { api('GET', '/webhooks') }; $r && $r->{code} == 401 }, 10)
         or die "test server does not answer after restart\n";
     return 1;
+}
+
+
+# The Prometheus text exposition format read by the reference parser
+# (python3-prometheus-client, t/bin/prom-parse): its samples as
+# [{name, labels, value}], or undef if it does not parse.
+sub prom_parse {
+    my ($text) = @_;
+    require IPC::Open2;
+    my $pid = IPC::Open2::open2(my $out, my $in, "$ENV{OWH_SRCDIR}/t/bin/prom-parse");
+    print $in $text;
+    close $in;
+    local $/;
+    my $json = <$out>;
+    waitpid($pid, 0);
+    return $? == 0 ? $JSON->decode($json) : undef;
+}
+
+# The value of the sample named $name whose labels include %labels.
+sub prom_value {
+    my ($samples, $name, %labels) = @_;
+    for my $s (@{ $samples || [] }) {
+        next unless $s->{name} eq $name;
+        next if grep { ($s->{labels}{$_} // '') ne $labels{$_} } keys %labels;
+        return $s->{value};
+    }
+    return undef;
 }
 
 1;
