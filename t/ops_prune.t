@@ -64,6 +64,16 @@ my $kept = n(q{SELECT extract(epoch FROM now())}) - $ended;
 ok($kept >= 3, sprintf('kept %.1f s after it ended (retention 3 s)', $kept));
 ok($kept < 3 + 1.5 + 5, 'and pruned within a prune period after that');
 
+# the in-flight count of a deleted webhook goes with the next pruning; one
+# still counting a lease stays
+q_at($db, q{INSERT INTO octo_webhooks.webhook_flight (webhook_id, in_flight)
+             VALUES ('00000000-0000-4000-8000-000000000001', 0), ('00000000-0000-4000-8000-000000000002', 1)});
+ok(wait_until(sub { !n(q{SELECT count(*) FROM octo_webhooks.webhook_flight
+                         WHERE webhook_id = '00000000-0000-4000-8000-000000000001'}) }, 30),
+   'a deleted webhook\'s in-flight count is pruned');
+is(n(q{SELECT count(*) FROM octo_webhooks.webhook_flight WHERE webhook_id = '00000000-0000-4000-8000-000000000002'}), 1,
+   'one with a lease still counted stays');
+
 my $st = $h1->status;
 ok($st->{pruned} && exists $st->{pruned}{deliveries}, 'status reports pruning');
 done_testing();

@@ -137,6 +137,16 @@ BEGIN
            pruned_at = CASE WHEN v_more THEN pruned_at ELSE clock_timestamp() END;
     INSERT INTO octo_webhooks.prune_log (owner, started_at, finished_at, deliveries, events, states)
          VALUES (p_owner, v_started, clock_timestamp(), v_dl, v_events, v_states);
+    -- In-flight counts of webhooks deleted with nothing left in flight: a
+    -- row per webhook ever claimed would otherwise stay. They are written
+    -- under the claims' lock only (see complete()): taken last, so a claim
+    -- waits for this one statement, and only when there is one to delete.
+    IF EXISTS (SELECT 1 FROM octo_webhooks.webhook_flight f WHERE f.in_flight = 0
+                  AND NOT EXISTS (SELECT 1 FROM octo_webhooks.webhooks w WHERE w.id = f.webhook_id)) THEN
+        PERFORM pg_advisory_xact_lock(7261003, 1);
+        DELETE FROM octo_webhooks.webhook_flight f WHERE f.in_flight = 0
+           AND NOT EXISTS (SELECT 1 FROM octo_webhooks.webhooks w WHERE w.id = f.webhook_id);
+    END IF;
     RETURN jsonb_build_object('ran', true, 'deliveries', v_dl, 'attempts', v_att, 'events', v_events, 'states', v_states,
                               'more', v_more OR v_tally_full);
 END $$;
