@@ -34,6 +34,7 @@ typedef struct loop_t {
     owh_deliver_t *deliver;
     json_t *supplier;               /* from the directives */
     apr_array_header_t *waiting;    /* job_t *: claimed, waiting for a host slot */
+    apr_pool_t *hostpool;           /* hosts and their keys, started over when it grows large */
     apr_hash_t *hosts;              /* host -> host_t * */
     apr_pool_t *hookpool;           /* host_hooks, started over when it grows large */
     apr_hash_t *host_hooks;         /* host -> apr_hash_t of webhook ids seen there: a

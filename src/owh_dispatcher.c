@@ -443,7 +443,8 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
     L.inflight = apr_array_make(p, 256, sizeof(job_t *));
     L.handpool = owh_dsp_pool(p, "owh_dsp_handback");
     L.handback = apr_array_make(L.handpool, 16, sizeof(owh_job_t *));
-    L.hosts = apr_hash_make(p);
+    L.hostpool = owh_dsp_pool(p, "owh_dsp_hosts");
+    L.hosts = apr_hash_make(L.hostpool);
     L.hookpool = owh_dsp_pool(p, "owh_dsp_host_hooks");
     L.host_hooks = apr_hash_make(L.hookpool);
     L.respool = owh_dsp_pool(p, "owh_dsp_results");

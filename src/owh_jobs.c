@@ -76,13 +76,34 @@ static void host_hook_note(loop_t *L, const char *host, const char *id)
     L->host_hooks_n++;
 }
 
+/* The hosts this dispatcher has sent to. Past HOSTS_MAX entries (resellers
+ * come and go over months) the idle ones are dropped, their memory with
+ * them: a host's entry is made only here, so a host_t * held by a caller
+ * stays valid until its next call of this function. */
+#define HOSTS_MAX 4096
 host_t *owh_jobs_host(loop_t *L, const char *host)
 {
     host_t *h = apr_hash_get(L->hosts, host, APR_HASH_KEY_STRING);
-    if (!h) {
-        h = apr_pcalloc(L->pool, sizeof(*h));
-        apr_hash_set(L->hosts, apr_pstrdup(L->pool, host), APR_HASH_KEY_STRING, h);
+    if (h) return h;
+    if (apr_hash_count(L->hosts) >= HOSTS_MAX) {
+        apr_pool_t *np = owh_dsp_pool(L->pool, "owh_dsp_hosts");
+        apr_hash_t *nh = apr_hash_make(np);
+        apr_hash_index_t *hi;
+        for (hi = apr_hash_first(NULL, L->hosts); hi; hi = apr_hash_next(hi)) {
+            const void *key;
+            void *val;
+            host_t *o;
+            apr_hash_this(hi, &key, NULL, &val);
+            o = val;
+            if (!o->running && !o->waiting) continue;
+            apr_hash_set(nh, apr_pstrdup(np, key), APR_HASH_KEY_STRING, apr_pmemdup(np, o, sizeof(*o)));
+        }
+        apr_pool_destroy(L->hostpool);
+        L->hostpool = np;
+        L->hosts = nh;
     }
+    h = apr_pcalloc(L->hostpool, sizeof(*h));
+    apr_hash_set(L->hosts, apr_pstrdup(L->hostpool, host), APR_HASH_KEY_STRING, h);
     return h;
 }
 
