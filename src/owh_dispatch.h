@@ -49,6 +49,7 @@ typedef struct loop_t {
     int more;                       /* the last claim was full: claim again at once */
     int freed;                      /* a transfer ended since the last claim */
     apr_time_t next_poll;           /* claim at the latest then */
+    apr_interval_time_t restless_in; /* the last look-again-soon delay (doubles; 0: none) */
     apr_time_t unparked_at;         /* the last unpark_orphans() */
     apr_array_header_t *inflight;   /* job_t *: handed to libcurl (for shutdown) */
     apr_pool_t *handpool;           /* handback's memory */

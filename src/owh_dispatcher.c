@@ -28,6 +28,9 @@
 #define OWH_USER_AGENT "mod_octo_webhooks/" OWH_VERSION
 #define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
 #define BLOCKED_POLL    apr_time_from_msec(50)     /* due work held back by a cap: look again */
+#define RESTLESS_POLL   apr_time_from_msec(1)      /* emit()s may not have seen us wait: */
+#define RESTLESS_MAX    apr_time_from_msec(50)     /* doubling up to this (a long supplier
+                                                    * transaction holds emit()'s lock) */
 #define UNPARK_EVERY    apr_time_from_sec(1)       /* orphaned parked deliveries: look this often */
 
 static volatile sig_atomic_t stop_requested;
@@ -232,9 +235,14 @@ static int cycle_collect(loop_t *L, int block)
     if (L->cycle_claims) {
         L->held = info.held;
         L->more = jobs->nelts == L->cycle_limit;
-        /* Due work a cap held back: our own completions wake us; another
-         * host's, its unparking NOTIFY or this poll. */
-        L->next_poll = apr_time_now() + (L->more ? 0 : info.held ? BLOCKED_POLL
+        /* Not listed as waiting, or events left unrouted (see claim.sql):
+         * look again at once, as no NOTIFY may come. Due work a cap held
+         * back: our own completions wake us; another host's, its unparking
+         * NOTIFY or this poll. */
+        L->restless_in = info.restless == 1 ? (L->restless_in ? L->restless_in * 2 : RESTLESS_POLL) : 0;
+        if (L->restless_in > RESTLESS_MAX) L->restless_in = RESTLESS_MAX;
+        L->next_poll = apr_time_now() + (L->more || info.restless == 2 ? 0 : info.restless ? L->restless_in
+                                         : info.held ? BLOCKED_POLL
                                          : info.next_in >= 0 && info.next_in < L->sc->poll_interval
                                          ? info.next_in : L->sc->poll_interval);
         L->freed = 0;

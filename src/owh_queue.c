@@ -79,14 +79,16 @@ static apr_status_t claim_rows(const PGresult *res, apr_array_header_t *jobs, ap
     return APR_SUCCESS;
 }
 
-/* held, next_in: what the claim saw behind its rows (octo_webhooks.claim_outlook). */
+/* held, next_in, asleep: what the claim saw behind its rows (octo_webhooks.claim_outlook). */
 static apr_status_t claim_outlook(const PGresult *res, owh_claim_info_t *info)
 {
-    int held = PQfnumber(res, "held"), next_in = PQfnumber(res, "next_in");
+    int held = PQfnumber(res, "held"), next_in = PQfnumber(res, "next_in"), asleep = PQfnumber(res, "asleep");
     info->held = 0;
     info->next_in = -1;
-    if (held < 0 || next_in < 0 || PQntuples(res) != 1) return APR_EGENERAL;
+    info->restless = 0;
+    if (held < 0 || next_in < 0 || asleep < 0 || PQntuples(res) != 1) return APR_EGENERAL;
     if (!PQgetisnull(res, 0, held)) info->held = atoi(PQgetvalue(res, 0, held));
+    info->restless = PQgetisnull(res, 0, asleep) ? 2 : PQgetvalue(res, 0, asleep)[0] == 'f';
     if (!PQgetisnull(res, 0, next_in)) {
         double secs = atof(PQgetvalue(res, 0, next_in));
         info->next_in = secs > 0 ? (apr_interval_time_t)(secs * APR_USEC_PER_SEC) : 0;
@@ -95,7 +97,7 @@ static apr_status_t claim_outlook(const PGresult *res, owh_claim_info_t *info)
 }
 
 #define CLAIM_SQL "SELECT * FROM octo_webhooks.claim($1::int, $2::interval, $3, $4::int, $5::int, $6::jsonb)"
-#define OUTLOOK_SQL "SELECT held, next_in FROM octo_webhooks.claim_outlook()"
+#define OUTLOOK_SQL "SELECT held, next_in, asleep FROM octo_webhooks.claim_outlook()"
 
 static void claim_args(const char **args, const owh_claim_params_t *cp, apr_pool_t *p)
 {
@@ -374,6 +376,7 @@ finished:
     }
     info->held = 0;
     info->next_in = -1;
+    info->restless = 0;
     if (c->claim && (claim_rows(c->claim, jobs, c->p) != APR_SUCCESS
                      || claim_outlook(c->outlook, info) != APR_SUCCESS)) {
         c->db->errmsg = "the claim's result has an unexpected shape";

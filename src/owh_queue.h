@@ -46,6 +46,10 @@ typedef struct owh_claim_params_t {
 typedef struct owh_claim_info_t {
     int held;                    /* a cap held due work back: look again soon */
     apr_interval_time_t next_in; /* until the next delivery falls due; -1: none waiting */
+    int restless;                /* it did not fill its batch, yet may not wait for a
+                                  * NOTIFY: 1, an emit() may not have seen it waiting
+                                  * (look again soon); 2, events wait to be routed
+                                  * (at once) */
 } owh_claim_info_t;
 
 /* Claims due heads of their object's line within the caps (octo_webhooks.claim);

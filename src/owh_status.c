@@ -92,6 +92,12 @@ static int send_metrics(request_rec *r)
         metric(r, "octo_webhooks_oldest_due_seconds", "gauge",
                "Age of the oldest due delivery, 0 when none is due.");
         ap_rprintf(r, "octo_webhooks_oldest_due_seconds %.3f\n", num(q, "oldestDueSeconds", NULL));
+        metric(r, "octo_webhooks_events_unrouted", "gauge",
+               "Events emitted and not yet routed to their webhooks (exact up to 1000).");
+        ap_rprintf(r, "octo_webhooks_events_unrouted %.0f\n", num(q, "unrouted", NULL));
+        metric(r, "octo_webhooks_oldest_unrouted_seconds", "gauge",
+               "Age of the oldest event not yet routed, 0 when none waits.");
+        ap_rprintf(r, "octo_webhooks_oldest_unrouted_seconds %.3f\n", num(q, "oldestUnroutedSeconds", NULL));
         metric(r, "octo_webhooks_webhooks", "gauge", "Webhooks by state.");
         ap_rprintf(r, "octo_webhooks_webhooks{state=\"active\"} %.0f\n", num(q, "webhooks", "active"));
         ap_rprintf(r, "octo_webhooks_webhooks{state=\"disabled\"} %.0f\n", num(q, "webhooks", "disabled"));
@@ -236,6 +242,7 @@ int owh_status_hook(request_rec *r, int flags)
             ap_rprintf(r, "OctoWebhooksPending: %.0f\n", num(q, "deliveries", "pending"));
             ap_rprintf(r, "OctoWebhooksDue: %.0f\n", num(q, "due", NULL));
             ap_rprintf(r, "OctoWebhooksOldestDueSeconds: %.3f\n", num(q, "oldestDueSeconds", NULL));
+            ap_rprintf(r, "OctoWebhooksUnrouted: %.0f\n", num(q, "unrouted", NULL));
         }
         return OK;
     }

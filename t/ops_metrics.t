@@ -57,8 +57,19 @@ my $api = start_httpd(conninfo => $db2, directives => 'OctoWebhooksDispatcher Of
 my $tok2 = token('res-mx', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db2);
 api('POST', '/webhooks', base => $api->base, token => $tok2, json => { event => 'booking_update', url => $sink->url('/ok') });
 emit($db2, 'booking_update', { uuid => "due-$_" }, 'res-mx') for 1 .. 3;
+# (the webhook is older still: an event reaches the webhooks that existed when it was emitted)
+q_at($db2, q{UPDATE octo_webhooks.webhooks SET created_at = now() - interval '1 hour'});
+q_at($db2, q{UPDATE octo_webhooks.events SET created_at = now() - interval '30 seconds' WHERE object_key = 'due-1'});
+my $m1 = prom_parse($api->metrics);
+is(prom_value($m1, 'octo_webhooks_events_unrouted'), 3, 'no dispatcher: three events wait to be routed');
+my $ur = prom_value($m1, 'octo_webhooks_oldest_unrouted_seconds');
+ok($ur >= 30 && $ur < 50, "oldest unrouted age in seconds ($ur)");
+is(prom_value($m1, 'octo_webhooks_deliveries_due'), 0, 'and no delivery yet');
+q_at($db2, q{SELECT events FROM octo_webhooks.fanout(10)});        # what a dispatcher's claim does
 q_at($db2, q{UPDATE octo_webhooks.deliveries SET next_attempt_at = now() - interval '42 seconds' WHERE object_key = 'due-1'});
 my $m2 = prom_parse($api->metrics);
+is(prom_value($m2, 'octo_webhooks_events_unrouted'), 0, 'routed: none waits');
+is(prom_value($m2, 'octo_webhooks_oldest_unrouted_seconds'), 0, 'oldest unrouted: 0 when none waits');
 is(prom_value($m2, 'octo_webhooks_dispatchers'), 0, 'an API-only host: dispatchers 0');
 is(prom_value($m2, 'octo_webhooks_deliveries_due'), 3, 'three due');
 my $oldest = prom_value($m2, 'octo_webhooks_oldest_due_seconds');

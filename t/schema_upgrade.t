@@ -100,6 +100,9 @@ for my $release (qw(first v003 ac89444)) {
     q_at($db, q{INSERT INTO octo_webhooks.connections (id) VALUES ('c1')});
     q_at($db, q{INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
                 VALUES ('c1', 'booking_update', 'booking_update', 'http://127.0.0.1:9/x', 'http://127.0.0.1:9/x')});
+    q_at($db, q{DO $$ BEGIN IF to_regclass('octo_webhooks.events') IS NOT NULL THEN
+                  INSERT INTO octo_webhooks.events (event_type, object_key, object) VALUES ('booking_update', 'b-old', '{}');
+                END IF; END $$});
     migrate_with_module($db);
     my $got = schema_dump($db);
     ok($got eq $want, "$release: upgraded schema equals a fresh install (pg_dump -s)")
@@ -109,9 +112,12 @@ for my $release (qw(first v003 ac89444)) {
               [ map { [ $_->[0], $_->[1] ] } @{ $book->[1] } ], "$release: the same functions and checksums");
     is_deeply(q_at($db, 'SELECT event_types::text, dialect FROM octo_webhooks.webhooks'),
               [ [ '{booking_update}', 'octo' ] ], "$release: the old webhook got its types");
+    is(q_at($db, q{SELECT count(*) FROM octo_webhooks.events WHERE NOT routed})->[0][0], 0,
+       "$release: its events count as routed (its emit() made their deliveries)");
     my $ev = emit($db, 'booking_update', { uuid => 'b-1', status => 'CONFIRMED' }, 'c1');
+    q_at($db, 'SELECT events FROM octo_webhooks.fanout(10)');     # a dispatcher's claim routes it
     is(q_at($db, 'SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = $1', $ev)->[0][0], 1,
-       "$release: emit() fans out to it");
+       "$release: emit() and routing reach it");
 }
 
 # ---- refusals ----------------------------------------------------------------

@@ -7,9 +7,11 @@
 -- so nothing is claimed that the dispatcher could only hand back. Claims of
 -- all dispatchers take turns on one advisory lock so the caps hold exactly
 -- across hosts; SKIP LOCKED keeps rows being completed from blocking a claim.
--- The webhooks are chosen first, then all their rows are claimed by one
--- UPDATE. What the claim saw behind its rows (held by a cap, next due) is
--- read in the same transaction with claim_outlook().
+-- Events emit() recorded are routed first (fanout()). The webhooks are chosen next, then all
+-- their rows are claimed by one UPDATE. A claim that does not fill its batch
+-- lists its dispatcher as waiting, so emit() wakes it (see emit.sql). What the
+-- claim saw behind its rows (held by a cap, next due, whether the dispatcher
+-- may wait) is read in the same transaction with claim_outlook().
 CREATE OR REPLACE FUNCTION octo_webhooks.claim(p_limit int, p_lease interval, p_owner text,
                                                p_per_webhook int, p_rate int, p_hosts jsonb DEFAULT NULL)
 RETURNS TABLE (id uuid, claim uuid, attempts int, webhook text, event_type text,
@@ -42,18 +44,47 @@ DECLARE
     v_few   boolean;
     v_fl    int;
     v_counted timestamptz;
+    v_due_all int;
+    v_ratio float8;
+    v_fan   record;
+    v_asleep boolean := false;
+    v_listed timestamptz;
 BEGIN
     PERFORM pg_advisory_xact_lock(7261003, 1);
     v_now := clock_timestamp();
+    -- Route what emit() recorded, oldest first, about a thousand deliveries'
+    -- worth per claim (how many deliveries an event makes is learnt per
+    -- session: eight events at first, then an estimate that rises at once and
+    -- falls by halves, so a burst of events with many webhooks never makes one
+    -- routing of tens of thousands). Always, however much is due: the events
+    -- behind a backlog held by a cap are other tenants' (a claim that leaves
+    -- some unrouted says so, and the dispatcher claims again at once).
+    IF EXISTS (SELECT 1 FROM octo_webhooks.events e WHERE NOT e.routed) THEN
+        v_ratio := nullif(current_setting('octo_webhooks.fanout_ratio', true), '')::float8;
+        SELECT * INTO v_fan FROM octo_webhooks.fanout(
+            CASE WHEN v_ratio IS NULL THEN 8
+                 ELSE least(1000, greatest(1, ceil(greatest(1000, p_limit) / v_ratio)))::int END);
+        IF v_fan.events > 0 THEN
+            v_ratio := greatest(1, v_fan.deliveries::float8 / v_fan.events,
+                                (coalesce(v_ratio, 1) + v_fan.deliveries::float8 / v_fan.events) / 2);
+            PERFORM set_config('octo_webhooks.fanout_ratio', v_ratio::text, false);
+            -- more than this claim takes: the other dispatchers may share them
+            IF v_fan.deliveries > p_limit THEN
+                PERFORM pg_notify('octo_webhooks', '');
+            END IF;
+            v_now := clock_timestamp();
+        END IF;
+    END IF;
+    SELECT count(*) INTO v_due_all FROM (
+        SELECT 1 FROM octo_webhooks.deliveries d
+         WHERE d.status = 'pending' AND d.next_attempt_at <= v_now
+         ORDER BY d.next_attempt_at LIMIT p_limit + 1) x;
     -- Few due (the steady state): they are read straight off deliveries_due
     -- (leased and parked rows are not due), so the claim costs what is due,
     -- not what every webhook with pending work has. Many due (a backlog):
     -- the webhooks are walked one by one, so one webhook's pile cannot fill
     -- the batch ahead of the others.
-    SELECT count(*) <= p_limit INTO v_few FROM (
-        SELECT 1 FROM octo_webhooks.deliveries d
-         WHERE d.status = 'pending' AND d.next_attempt_at <= v_now
-         ORDER BY d.next_attempt_at LIMIT p_limit + 1) x;
+    v_few := v_due_all <= p_limit;
     IF p_hosts IS NOT NULL THEN
         v_room := ARRAY(SELECT x::int FROM jsonb_array_elements_text(p_hosts->'room') AS x);
         v_hooks := p_hosts->'hooks';
@@ -159,9 +190,39 @@ BEGIN
         SELECT min(d.next_attempt_at) INTO v_next FROM octo_webhooks.deliveries d
          WHERE d.status = 'pending' AND d.next_attempt_at > v_now AND d.next_attempt_at < 'infinity';
     END IF;
+    -- Less than a batch: the dispatcher now waits for a NOTIFY (or its poll)
+    -- if emit() is sure to send one. It must be listed, by an earlier
+    -- transaction (emit() reads the listing with its own snapshot), and no
+    -- emit() that may have looked before the listing was visible may still
+    -- be open: they hold emit()'s lock shared to their commit, so taking it
+    -- exclusively, at once released, proves it (held only for that instant:
+    -- emit()s never wait on a claim). Not yet listed, not granted, or an
+    -- event came meanwhile: the dispatcher must claim again soon.
+    IF coalesce((SELECT sum(t) FROM unnest(v_takes) t), 0) < p_limit THEN
+        SELECT s.since INTO v_listed FROM octo_webhooks.dispatcher_sleep s WHERE s.owner = p_owner;
+        IF v_listed IS NULL THEN
+            INSERT INTO octo_webhooks.dispatcher_sleep (owner, since) VALUES (p_owner, v_now)
+            ON CONFLICT (owner) DO NOTHING;
+            -- rows a dead dispatcher left (the living refresh theirs)
+            DELETE FROM octo_webhooks.dispatcher_sleep s WHERE s.since < v_now - interval '15 minutes';
+        ELSE
+            IF v_listed < v_now - interval '1 minute' THEN
+                UPDATE octo_webhooks.dispatcher_sleep s SET since = v_now WHERE s.owner = p_owner;
+            END IF;
+            IF pg_try_advisory_lock(7261003, 2) THEN
+                PERFORM pg_advisory_unlock(7261003, 2);
+                -- (NULL: events wait to be routed, claim again at once)
+                v_asleep := CASE WHEN EXISTS (SELECT 1 FROM octo_webhooks.events e WHERE NOT e.routed)
+                                 THEN NULL ELSE true END;
+            END IF;
+        END IF;
+    ELSE
+        DELETE FROM octo_webhooks.dispatcher_sleep s WHERE s.owner = p_owner;
+    END IF;
     PERFORM set_config('octo_webhooks.claim_held', v_held::text, true),
             set_config('octo_webhooks.claim_next_in',
-                       coalesce(extract(epoch FROM v_next - clock_timestamp())::text, ''), true);
+                       coalesce(extract(epoch FROM v_next - clock_timestamp())::text, ''), true),
+            set_config('octo_webhooks.claim_asleep', coalesce(v_asleep::text, 'more'), true);
     IF cardinality(v_wids) = 0 THEN
         RETURN;
     END IF;

@@ -17,8 +17,9 @@ BEGIN
         RAISE EXCEPTION 'octo_webhooks.emit_to_webhook: the object has no identifier'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO octo_webhooks.events (event_type, object_key, object, connection_id, sample)
-         VALUES (w.event_type, v_key, p_object, p_connection, true)
+    -- routed here, to this webhook only: fanout() never sees a sample
+    INSERT INTO octo_webhooks.events (event_type, object_key, object, connection_id, sample, routed)
+         VALUES (w.event_type, v_key, p_object, p_connection, true, true)
       RETURNING id INTO event_id;
     INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key,
                                           next_attempt_at)

@@ -101,7 +101,7 @@ BEGIN
         SELECT max(s) INTO v_to FROM unnest(v_scan) s WHERE v_stop IS NULL OR s < v_stop;
         IF v_to IS NOT NULL THEN
             DELETE FROM octo_webhooks.events e
-             WHERE e.id > m.pruned_to AND e.id <= v_to
+             WHERE e.id > m.pruned_to AND e.id <= v_to AND e.routed      -- (not yet routed: kept)
                AND NOT EXISTS (SELECT 1 FROM octo_webhooks.deliveries d WHERE d.event_id = e.id);
             GET DIAGNOSTICS v_n = ROW_COUNT;
             v_events := v_events + v_n;

@@ -22,6 +22,6 @@ BEGIN
      WHERE CASE WHEN EXISTS (SELECT 1 FROM octo_webhooks.deliveries d WHERE d.event_id = e.id)
                 THEN NOT EXISTS (SELECT 1 FROM octo_webhooks.deliveries d WHERE d.event_id = e.id
                                     AND (d.status = 'pending' OR d.completed_at >= v_cut))
-                ELSE e.id > v_from AND (v_stop IS NULL OR e.id < v_stop) END;
+                ELSE e.id > v_from AND (v_stop IS NULL OR e.id < v_stop) AND e.routed END;
 END $$;
 REVOKE ALL ON FUNCTION octo_webhooks.prune_preview(interval) FROM PUBLIC;

@@ -4,7 +4,8 @@
 -- count(*) over a big table. pending, due and failed are exact up to 1,000
 -- (index scans under a cap) and estimates above (pending and failed: the
 -- statistics of their partial indexes; due: the planner's); succeeded is
--- exact while the table is small and an estimate (statistics) beyond.
+-- exact while the table is small and an estimate (statistics) beyond;
+-- unrouted (events not yet routed to their webhooks) is exact up to 1,000.
 CREATE OR REPLACE FUNCTION octo_webhooks.stats() RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_cap     int := 1000;
@@ -19,6 +20,8 @@ DECLARE
     v_est_f   boolean := false;
     v_est_s   boolean := true;
     v_oldest  timestamptz;
+    v_unrouted bigint;
+    v_unrouted_at timestamptz;
     v_plan    json;
 BEGIN
     -- Exact under the cap: static statements (planned once per pooled
@@ -32,6 +35,11 @@ BEGIN
       FROM (SELECT 1 FROM octo_webhooks.deliveries WHERE status = 'failed' LIMIT v_cap) x;
     SELECT min(next_attempt_at) INTO v_oldest FROM octo_webhooks.deliveries
      WHERE status = 'pending' AND next_attempt_at <= v_now;
+    -- Events emit() recorded that no dispatcher has routed yet (events_unrouted:
+    -- a few entries; many means no dispatcher runs or they fall behind).
+    SELECT count(*) INTO v_unrouted
+      FROM (SELECT 1 FROM octo_webhooks.events WHERE NOT routed LIMIT v_cap) x;
+    SELECT e.created_at INTO v_unrouted_at FROM octo_webhooks.events e WHERE NOT e.routed ORDER BY e.id LIMIT 1;
     -- Above the cap: the row counts autovacuum keeps in pg_class (of the
     -- table and of its partial indexes on pending and failed rows), no
     -- planning; the due count, which depends on the time, from the planner.
@@ -68,6 +76,8 @@ BEGIN
                                         'due', v_est_d),
         'due', v_due,
         'oldestDueSeconds', coalesce(greatest(extract(epoch FROM v_now - v_oldest), 0), 0),
+        'unrouted', v_unrouted,
+        'oldestUnroutedSeconds', coalesce(greatest(extract(epoch FROM v_now - v_unrouted_at), 0), 0),
         'webhooks', (SELECT jsonb_build_object('active', count(*) FILTER (WHERE active),
                                                'disabled', count(*) FILTER (WHERE NOT active))
                        FROM octo_webhooks.webhooks),

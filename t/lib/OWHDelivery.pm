@@ -39,16 +39,17 @@ sub emit {
                 defined $supplier ? $JSON->encode($supplier) : '')->[0][0];
 }
 
-# wait_settled(conninfo, timeout = 20): polls until no delivery is pending,
-# every one succeeded or failed for good. emit() queues in its own
-# transaction and the sink records a request before it answers, so then the
-# sink holds every request it will ever get for what was emitted: a test of
-# "this was not sent" or "no more than N attempts" waits for this, not for
-# a guessed time.
+# wait_settled(conninfo, timeout = 20): polls until every event emitted is
+# routed and no delivery is pending, every one succeeded or failed for good.
+# emit() records in its own transaction and the sink records a request before
+# it answers, so then the sink holds every request it will ever get for what
+# was emitted: a test of "this was not sent" or "no more than N attempts"
+# waits for this, not for a guessed time.
 sub wait_settled {
     my ($conninfo, $timeout) = @_;
     return wait_until(sub {
-        q_at($conninfo, q{SELECT count(*) FROM octo_webhooks.deliveries WHERE status = 'pending'})->[0][0] == 0
+        q_at($conninfo, q{SELECT (SELECT count(*) FROM octo_webhooks.deliveries WHERE status = 'pending')
+                                 + (SELECT count(*) FROM octo_webhooks.events WHERE NOT routed)})->[0][0] == 0
     }, $timeout // 20);
 }
 

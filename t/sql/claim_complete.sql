@@ -2,14 +2,15 @@
 -- database the module migrated, inside one transaction that is rolled back.
 -- Leases, the per-webhook and rate caps, order per object (parking and
 -- unparking), stale results ignored, 410 deactivation, auto-disable, and the
--- claim's outlook (held, next_in), host room, and whom emit() reaches.
+-- claim's outlook (held, next_in, asleep), host room, whom emit() and
+-- fanout() reach, and the listing of dispatchers that wait for a NOTIFY.
 \set ON_ERROR_STOP 1
 \pset format unaligned
 \pset tuples_only on
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(75);
+SELECT plan(85);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
     DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
@@ -27,7 +28,7 @@ $$;
 CREATE TEMP TABLE got (o_id uuid, o_claim uuid, o_attempts int, o_webhook text, o_event_type text,
     o_object_key text, o_object text, o_connection text, o_language text, o_supplier text, o_secret text,
     o_secret_previous text, o_held int, o_next_in float8, o_previous text, o_event_id bigint,
-    o_event_at text, o_sample boolean, o_repeat boolean);
+    o_event_at text, o_sample boolean, o_repeat boolean, o_asleep boolean);
 CREATE FUNCTION pg_temp.claim(p_limit int, p_owner text, p_per_webhook int, p_rate int,
                                p_hosts jsonb DEFAULT NULL) RETURNS int
 LANGUAGE sql AS $$
@@ -36,7 +37,7 @@ LANGUAGE sql AS $$
                      o_language, o_supplier, o_secret, o_secret_previous, o_previous, o_event_id, o_event_at,
                      o_sample, o_repeat)
          SELECT * FROM octo_webhooks.claim(p_limit, interval '1 minute', p_owner, p_per_webhook, p_rate, p_hosts);
-    INSERT INTO got (o_held, o_next_in) SELECT held, next_in FROM octo_webhooks.claim_outlook();
+    INSERT INTO got (o_held, o_next_in, o_asleep) SELECT held, next_in, asleep FROM octo_webhooks.claim_outlook();
     SELECT count(*)::int FROM got WHERE o_id IS NOT NULL;
 $$;
 CREATE FUNCTION pg_temp.result(p_id uuid, p_claim uuid, p_status text, p_code int,
@@ -140,6 +141,7 @@ SELECT pg_temp.reset();
 SELECT pg_temp.webhook('booking_update') AS w4 \gset
 SELECT octo_webhooks.emit('booking_update', jsonb_build_object('uuid', 'b-9', 'n', g), 'c') FROM generate_series(1, 3) g;
 SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-other"}', 'c');
+SELECT events, deliveries FROM octo_webhooks.fanout(1000);   -- (claim() routes by itself; read before any claim here)
 SELECT is((SELECT array_agg(next_attempt_at = 'infinity' ORDER BY event_id) FROM octo_webhooks.deliveries WHERE object_key = 'b-9'),
           ARRAY[false, true, true], 'order: later deliveries of an object wait parked');
 SELECT is(pg_temp.claim(10, 'A', 10, 0), 2, 'order: the head of each object is claimed, not the parked');
@@ -171,6 +173,7 @@ SELECT ok((SELECT o_held = 0 AND o_next_in IS NULL FROM got), 'next_in: NULL whe
 SELECT pg_temp.webhook('product_update') AS w5 \gset
 SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}');
 SELECT octo_webhooks.emit('product_update', '{"id": "p-1", "v": 2}');
+SELECT events, deliveries FROM octo_webhooks.fanout(1000);   -- (claim() routes by itself; read before any claim here)
 UPDATE octo_webhooks.deliveries SET next_attempt_at = clock_timestamp() + interval '30 seconds' WHERE next_attempt_at <> 'infinity';
 SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'next_in: nothing due yet');
 SELECT ok((SELECT o_held = 0 AND o_next_in BETWEEN 25 AND 30 FROM got), 'next_in: the seconds until the next falls due');
@@ -247,20 +250,23 @@ SELECT is((SELECT array_agg(o_object IS NOT NULL AND o_supplier IS NOT NULL ORDE
 SELECT is((SELECT count(DISTINCT o_event_id)::int FROM got WHERE o_id IS NOT NULL AND NOT o_repeat), 1,
           'once: one first row per event');
 
--- ---- emit(): who a booking reaches ---------------------------------------------------
+-- ---- emit() and fanout(): who a booking reaches ---------------------------------------------------
 SELECT pg_temp.reset();
 INSERT INTO octo_webhooks.connections (id) VALUES ('other') ON CONFLICT DO NOTHING;
 INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
      VALUES ('other', 'booking_update', 'booking_update', 'http://127.0.0.1:9/', 'http://127.0.0.1:9/');
 SELECT pg_temp.webhook('booking_update') AS y1 \gset
 SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-own"}', 'c') AS ye1 \gset
+SELECT events, deliveries FROM octo_webhooks.fanout(1000);   -- (claim() routes by itself; read before any claim here)
 SELECT is((SELECT array_agg(webhook_id) FROM octo_webhooks.deliveries WHERE event_id = :ye1), ARRAY[:'y1'::uuid],
           'emit: a booking reaches its own connection''s webhooks only');
 SELECT octo_webhooks.emit('booking_update', '{"uuid": "b-nobody"}') AS ye2 \gset
+SELECT events, deliveries FROM octo_webhooks.fanout(1000);   -- (claim() routes by itself; read before any claim here)
 SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE event_id = :ye2), 0,
           'emit: a booking without a connection is nobody''s: no delivery');
 SELECT pg_temp.webhook('product_update') AS y2 \gset
 SELECT octo_webhooks.emit('product_update', '{"id": "p-all"}', 'c') AS ye3 \gset
+SELECT events, deliveries FROM octo_webhooks.fanout(1000);   -- (claim() routes by itself; read before any claim here)
 SELECT is((SELECT count(*)::int FROM octo_webhooks.deliveries WHERE event_id = :ye3), 1,
           'emit: a product reaches every product webhook');
 
@@ -270,6 +276,7 @@ SELECT pg_temp.webhook('product_update') AS z1 \gset
 SELECT octo_webhooks.emit('product_update', '{"id": "p-z", "n": 1}');
 SELECT octo_webhooks.emit('product_update', '{"id": "p-z", "n": 2}');
 SELECT octo_webhooks.emit('product_update', '{"id": "p-z", "n": 3}');
+SELECT events, deliveries FROM octo_webhooks.fanout(1000);   -- (claim() routes by itself; read before any claim here)
 SELECT is(octo_webhooks.unpark_orphans(), 0, 'unpark: nothing while the first is pending');
 -- the first ended without complete() seeing its successors (their emit had not committed)
 UPDATE octo_webhooks.deliveries d SET status = 'succeeded', completed_at = clock_timestamp()
@@ -278,6 +285,25 @@ SELECT is(octo_webhooks.unpark_orphans(), 1, 'unpark: the orphaned head is relea
 SELECT is((SELECT (e.object->>'n') FROM octo_webhooks.deliveries d JOIN octo_webhooks.events e ON e.id = d.event_id
             WHERE d.status = 'pending' AND d.next_attempt_at <> 'infinity'), '2', 'unpark: it is the next in line');
 SELECT is(octo_webhooks.unpark_orphans(), 0, 'unpark: the one after it stays parked');
+
+-- ---- waiting for a NOTIFY: the listing emit() reads -----------------------------------
+SELECT pg_temp.reset();
+DELETE FROM octo_webhooks.dispatcher_sleep;
+INSERT INTO octo_webhooks.dispatcher_sleep (owner, since) VALUES ('gone', clock_timestamp() - interval '20 minutes');
+SELECT pg_temp.webhook('product_update') AS s1 \gset
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'listing: nothing to claim');
+SELECT is((SELECT o_asleep FROM got WHERE o_id IS NULL), false,
+          'listing: not listed before this claim: it must claim once more before it waits');
+SELECT is((SELECT array_agg(owner) FROM octo_webhooks.dispatcher_sleep), ARRAY['A'],
+          'listing: listed now; a row not refreshed for 15 minutes (a dead dispatcher''s) goes');
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 0, 'listing: still nothing');
+SELECT is((SELECT o_asleep FROM got WHERE o_id IS NULL), true, 'listing: listed, no emit() open: it may wait for a NOTIFY');
+SELECT octo_webhooks.emit('product_update', jsonb_build_object('id', 'p-' || g)) FROM generate_series(1, 2) g;
+SELECT is(pg_temp.claim(1, 'A', 10, 0), 1, 'listing: a full batch claimed (the claim routed the events itself)');
+SELECT is((SELECT o_asleep FROM got WHERE o_id IS NULL), false, 'listing: after a full batch it must claim again');
+SELECT is((SELECT count(*)::int FROM octo_webhooks.dispatcher_sleep), 0, 'listing: and is no longer listed');
+SELECT is(pg_temp.claim(10, 'A', 10, 0), 1, 'listing: the rest claimed');
+SELECT is((SELECT count(*)::int FROM octo_webhooks.dispatcher_sleep), 1, 'listing: a batch not filled: listed again');
 
 SELECT * FROM finish();
 ROLLBACK;
