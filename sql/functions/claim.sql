@@ -90,9 +90,12 @@ BEGIN
         v_hooks := p_hosts->'hooks';
     END IF;
     FOR h IN
+        -- (in due order under a LIMIT it cannot reach: deliveries_due, never a
+        -- walk of every pending row by webhook in a plan made while empty)
         SELECT d.webhook_id AS wid, min(d.next_attempt_at) AS due, count(*)::int AS n
-          FROM octo_webhooks.deliveries d
-         WHERE v_few AND d.status = 'pending' AND d.next_attempt_at <= v_now
+          FROM (SELECT d.webhook_id, d.next_attempt_at FROM octo_webhooks.deliveries d
+                 WHERE v_few AND d.status = 'pending' AND d.next_attempt_at <= v_now
+                 ORDER BY d.next_attempt_at LIMIT p_limit + 1) d
          GROUP BY d.webhook_id
         UNION ALL
         (WITH RECURSIVE hooks(wid) AS (
@@ -240,7 +243,9 @@ BEGIN
             UPDATE octo_webhooks.deliveries d
                SET next_attempt_at = v_now + p_lease, claim_id = gen_random_uuid(), claimed_by = p_owner
               FROM due
-             WHERE d.id = due.id
+             -- (the ids as an index condition: a plan made while deliveries
+             -- was empty must not scan it whole, see complete.sql)
+             WHERE d.id = ANY (ARRAY(SELECT due.id FROM due)) AND d.id = due.id
             RETURNING d.id, d.claim_id, d.attempts, d.webhook, d.object_key, d.connection_id, d.event_id,
                       d.webhook_id, due.stale),
         flight AS (

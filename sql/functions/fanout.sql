@@ -50,7 +50,7 @@ BEGIN
         UPDATE octo_webhooks.events e SET routed = true, previous = p.previous
           FROM (SELECT x.id, prev.previous FROM unnest(v_ids) AS x(id)
                   LEFT JOIN prev ON prev.id = x.id) p
-         WHERE e.id = p.id)
+         WHERE e.id = ANY (v_ids) AND e.id = p.id)     -- (an index condition, see complete.sql)
     INSERT INTO octo_webhooks.object_states AS s (event_type, object_key, object, event_id)
          SELECT b.event_type, b.object_key, b.object, b.id FROM b WHERE b.last = 1
     ON CONFLICT (event_type, object_key) DO UPDATE SET object = excluded.object, event_id = excluded.event_id;

@@ -10,7 +10,7 @@
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(85);
+SELECT plan(87);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
     DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
@@ -304,6 +304,26 @@ SELECT is((SELECT o_asleep FROM got WHERE o_id IS NULL), false, 'listing: after 
 SELECT is((SELECT count(*)::int FROM octo_webhooks.dispatcher_sleep), 0, 'listing: and is no longer listed');
 SELECT is(pg_temp.claim(10, 'A', 10, 0), 1, 'listing: the rest claimed');
 SELECT is((SELECT count(*)::int FROM octo_webhooks.dispatcher_sleep), 1, 'listing: a batch not filled: listed again');
+
+-- ---- plans made while deliveries was empty ------------------------------------------------
+-- A session keeps its plans; complete()'s were once made on an empty table
+-- (a fresh install) and then scanned every pending delivery per call.
+SELECT pg_temp.reset();
+TRUNCATE octo_webhooks.attempts, octo_webhooks.deliveries;
+DISCARD PLANS;
+SET LOCAL plan_cache_mode = force_generic_plan;
+SELECT pg_temp.webhook('product_update') AS pw \gset
+SELECT pg_temp.complete(pg_temp.result(gen_random_uuid(), gen_random_uuid(), 'succeeded', 200));   -- planned now, on an empty table
+INSERT INTO octo_webhooks.events (id, event_type, object_key, object, routed) VALUES (-1, 'product_update', 'p-many', '{}', true);
+INSERT INTO octo_webhooks.deliveries (event_id, webhook_id, connection_id, webhook, object_key, claim_id)
+     SELECT -1, :'pw', 'c', '{}', 'p-many-' || g, gen_random_uuid() FROM generate_series(1, 3000) g;
+SELECT id AS pd, pg_temp.result(id, claim_id, 'succeeded', 200) AS pr FROM octo_webhooks.deliveries WHERE object_key = 'p-many-7' \gset
+CREATE TEMP TABLE idx0 AS SELECT i.indexrelid, pg_stat_get_xact_tuples_returned(i.indexrelid) AS n
+  FROM pg_index i WHERE i.indrelid = 'octo_webhooks.deliveries'::regclass;
+SELECT pg_temp.complete(:'pr');
+SELECT is((SELECT status FROM octo_webhooks.deliveries WHERE id = :'pd'), 'succeeded', 'plans: the outcome applied');
+SELECT cmp_ok((SELECT sum(pg_stat_get_xact_tuples_returned(i.indexrelid) - i.n)::bigint FROM idx0 i), '<', 50::bigint,
+              'plans: with plans made on an empty table, one outcome among 3,000 pending reads its own rows, not all');
 
 SELECT * FROM finish();
 ROLLBACK;
