@@ -17,9 +17,10 @@
 CREATE OR REPLACE FUNCTION octo_webhooks.fanout(p_events int, OUT events int, OUT deliveries int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 -- Lookups by key only (see claim.sql): plans are kept for the session and
--- made when the tables may have been nearly empty.
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
-SET enable_mergejoin = off SET jit = off AS $$
+-- made when the tables may have been nearly empty. (Bitmap scans stay on:
+-- the GIN index on event_types, which finds an availability's subscribers,
+-- has no other.)
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
 DECLARE
     v_ids bigint[];
 BEGIN
@@ -68,7 +69,7 @@ BEGIN
          SELECT m.eid, m.wid, m.connection_id, m.snap, m.object_key,
                 CASE WHEN m.nth > 1 OR p.parked THEN 'infinity'::timestamptz
                      ELSE least(m.created_at, clock_timestamp()) END
-           FROM (SELECT e.id AS eid, w.id AS wid, w.connection_id, w.seq, e.object_key, e.created_at,
+           FROM (SELECT e.id AS eid, w.id AS wid, w.connection_id, e.object_key, e.created_at,
                         octo_webhooks.webhook_snapshot(w) AS snap,
                         row_number() OVER (PARTITION BY w.id, e.object_key ORDER BY e.id) AS nth
                    FROM octo_webhooks.events e
@@ -89,8 +90,7 @@ BEGIN
                   WHERE e.id = ANY (v_ids)) m
            LEFT JOIN LATERAL (SELECT true AS parked FROM octo_webhooks.deliveries d
                                WHERE m.nth = 1 AND d.webhook_id = m.wid AND d.object_key = m.object_key
-                                 AND d.status = 'pending' ORDER BY d.event_id LIMIT 1) p ON true
-          ORDER BY m.eid, m.seq;
+                                 AND d.status = 'pending' ORDER BY d.event_id LIMIT 1) p ON true;
     GET DIAGNOSTICS deliveries = ROW_COUNT;
 END $$;
 REVOKE ALL ON FUNCTION octo_webhooks.fanout(int) FROM PUBLIC;

@@ -11,8 +11,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_n int;
 BEGIN
+    -- (the parked rows off the end of deliveries_due, in its order: a plan
+    -- made while the table was empty must not walk every pending row)
     UPDATE octo_webhooks.deliveries n SET next_attempt_at = clock_timestamp()
-     WHERE n.status = 'pending' AND n.next_attempt_at = 'infinity'
+     WHERE n.id = ANY (ARRAY(SELECT x.id FROM octo_webhooks.deliveries x
+                              WHERE x.status = 'pending' AND x.next_attempt_at >= 'infinity'
+                              ORDER BY x.next_attempt_at DESC LIMIT 10000))
+       AND n.status = 'pending' AND n.next_attempt_at = 'infinity'
        AND NOT EXISTS (SELECT 1 FROM octo_webhooks.deliveries p
                         WHERE p.webhook_id = n.webhook_id AND p.object_key = n.object_key
                           AND p.status = 'pending' AND p.event_id < n.event_id);

@@ -14,7 +14,7 @@
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(28);
+SELECT plan(29);
 
 DELETE FROM octo_webhooks.deliveries; DELETE FROM octo_webhooks.events;
 DELETE FROM octo_webhooks.object_states; DELETE FROM octo_webhooks.webhooks;
@@ -124,10 +124,16 @@ SELECT is((SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = :e6), 
           'another connection''s booking: its own 100 webhooks');
 
 -- unscoped: every subscriber of the type, whatever the connection
+UPDATE mark SET wscans = pg_stat_get_xact_numscans('octo_webhooks.webhooks'::regclass),
+                gin = pg_temp.idx_read('webhooks_types_active'), conn = pg_temp.idx_read('webhooks_connection_seq');
 SELECT octo_webhooks.emit('availability_update', '{"id": "a-1", "productId": "p", "optionId": "o"}') AS e7 \gset
 SELECT events FROM octo_webhooks.fanout(100);
 SELECT is((SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = :e7), 2::bigint,
           'an availability reaches both availability subscribers');
+SELECT ok(pg_stat_get_xact_numscans('octo_webhooks.webhooks'::regclass) = (SELECT wscans FROM mark)
+          AND pg_temp.idx_read('webhooks_types_active') > (SELECT gin FROM mark)
+          AND pg_temp.idx_read('webhooks_connection_seq') = (SELECT conn FROM mark),
+          'unscoped routing: by the event-type index, never a walk of all webhooks');
 SELECT octo_webhooks.emit('product_update', '{"id": "p-1"}', 'mine') AS e8 \gset
 SELECT events FROM octo_webhooks.fanout(100);
 SELECT is((SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = :e8), 1::bigint,
