@@ -41,7 +41,7 @@ static int list_stored(owh_req_t *q, owh_dialect_e dialect)
 static int get_stored(owh_req_t *q, owh_dialect_e dialect)
 {
     owh_webhook_t *wh;
-    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, dialect, q->id, &wh, 0, q->r->pool);
+    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, dialect, q->id, &wh, q->r->pool);
     if (rv == APR_NOTFOUND) return owh_not_found(q->r);
     if (rv != APR_SUCCESS) return owh_store_failed(q, rv, "get");
     return owh_send_webhook(q->r, HTTP_OK, wh, NULL);
@@ -111,60 +111,65 @@ static int create_stored(owh_req_t *q, owh_webhook_t *wh, owh_apply_fn *apply, i
     return owh_send_webhook(r, status, wh, wh->secret);
 }
 
-/* PATCH, in one transaction (owh_store_tx): read and lock the stored object,
- * apply the body over it, store. A body that cannot apply leaves err. */
-typedef struct update_tx_t {
-    owh_req_t *q;
-    owh_dialect_e dialect;
-    owh_apply_fn *apply;
-    json_t *body;
-    owh_webhook_t *wh;
-    const char *err;                /* a 400's message */
-} update_tx_t;
-
-static apr_status_t update_in_tx(owh_db_t *db, void *baton, apr_pool_t *p)
+/* A PATCH body that cannot apply is a 400 only for a webhook that exists
+ * (the connection's own): else 404, as when the body is fine. */
+static int update_refused(owh_req_t *q, owh_dialect_e dialect, const char *err)
 {
-    update_tx_t *u = baton;
-    owh_req_t *q = u->q;
-    const char *stored_url, *why;
-    json_t *url;
-    apr_status_t rv;
-
-    if ((rv = owh_store_webhook_get(db, q->caller.connection, u->dialect, q->id, &u->wh, 1, p)) != APR_SUCCESS)
-        return rv;
-    stored_url = u->wh->url;
-    if (u->apply(q->r, u->wh, u->body, 0, &u->err) != APR_SUCCESS) return APR_EINVAL;
-    /* A client that read the object back and sends the masked URL unchanged
-     * keeps the stored credentials. */
-    url = json_object_get(u->body, "url");
-    if (url && json_is_string(url) && strcmp(stored_url, owh_url_display(stored_url, p)) != 0
-        && !strcmp(json_string_value(url), owh_url_display(stored_url, p)))
-        u->wh->url = stored_url;
-    if ((why = owh_netguard_check_url(q->sc->allow_networks, u->wh->url, p))) {
-        u->err = apr_psprintf(p, "url points to a forbidden address (%s)", why);
-        return APR_EINVAL;
-    }
-    return owh_store_webhook_update(db, q->caller.connection, u->wh, p);
+    owh_webhook_t *wh;
+    apr_status_t rv = owh_store_webhook_get(q->db, q->caller.connection, dialect, q->id, &wh, q->r->pool);
+    if (rv == APR_NOTFOUND) return owh_not_found(q->r);
+    if (rv != APR_SUCCESS) return owh_store_failed(q, rv, "update");
+    return owh_bad_request(q->r, err);
 }
 
+static const char *forbidden_url(owh_req_t *q, const char *url)
+{
+    const char *why = owh_netguard_check_url(q->sc->allow_networks, url, q->r->pool);
+    return why ? apr_psprintf(q->r->pool, "url points to a forbidden address (%s)", why) : NULL;
+}
+
+/* PATCH in one round trip: the body is parsed and checked here (its URL
+ * against the SSRF rule: a masked URL sent back unchanged has the stored
+ * host), then update_webhook() reads, locks, applies and writes the row in
+ * one statement. Only a stored URL the body left alone and whose host may
+ * be an IP literal costs a second one: checked here first. */
 static int update_stored(owh_req_t *q, owh_dialect_e dialect, owh_apply_fn *apply)
 {
     request_rec *r = q->r;
-    update_tx_t u;
+    owh_webhook_patch_t patch;
+    owh_webhook_t *wh, *stored;
+    const char *err = NULL, *checked = NULL;
     apr_status_t rv;
+    json_t *body;
+    int tries;
 
-    memset(&u, 0, sizeof(u));
-    if (owh_read_json_object(q, 1, &u.body)) return OK;
+    if (owh_read_json_object(q, 1, &body)) return OK;
     if (!owh_uuid_valid(q->id)) return owh_not_found(r);
-    u.q = q;
-    u.dialect = dialect;
-    u.apply = apply;
-    rv = owh_store_tx(q->db, update_in_tx, &u, r->pool);
+    wh = dialect == OWH_DIALECT_NOTIFICATIONS ? owh_subscription_make(r->pool) : owh_webhook_make(r->pool);
+    if (apply(r, wh, body, 0, &err) != APR_SUCCESS) return update_refused(q, dialect, err);
+    memset(&patch, 0, sizeof(patch));
+    patch.wh = wh;
+    patch.event = json_object_get(body, dialect == OWH_DIALECT_NOTIFICATIONS ? "notificationTypes" : "event") != NULL;
+    patch.url = json_object_get(body, "url") != NULL;
+    patch.active = dialect == OWH_DIALECT_OCTO && json_object_get(body, "active") != NULL;
+    patch.retry_on_error = dialect == OWH_DIALECT_OCTO && json_object_get(body, "retryOnError") != NULL;
+    patch.use_contact_language = dialect == OWH_DIALECT_OCTO && json_object_get(body, "useContactLanguage") != NULL;
+    patch.headers = json_object_get(body, "headers") != NULL;
+    patch.capabilities = dialect == OWH_DIALECT_OCTO;
+    if (patch.url && (err = forbidden_url(q, wh->url))) return update_refused(q, dialect, err);
+    for (tries = 0; ; ++tries) {
+        rv = owh_store_webhook_patch(q->db, q->caller.connection, q->id, &patch, checked, &stored, r->pool);
+        if (rv != APR_EAGAIN || tries == 3) break;
+        if ((err = forbidden_url(q, stored->url))) return owh_bad_request(r, err);
+        checked = stored->url;
+    }
     if (rv == APR_NOTFOUND) return owh_not_found(r);
-    if (rv == APR_EINVAL && u.err) return owh_bad_request(r, u.err);
     if (rv != APR_SUCCESS) return owh_store_failed(q, rv, "update");
-    if (u.wh->active) u.wh->disabled_reason = u.wh->disabled_at = NULL;   /* cleared by the update */
-    return owh_send_webhook(r, HTTP_OK, u.wh, NULL);
+    if (patch.headers) {            /* shown in the body's order, as sent */
+        stored->headers = wh->headers;
+        stored->headers_text = NULL;
+    }
+    return owh_send_webhook(r, HTTP_OK, stored, NULL);
 }
 
 static int webhooks_create(owh_req_t *q)

@@ -67,7 +67,7 @@ int owh_route_webhook_trigger(owh_req_t *q)
     memset(&t, 0, sizeof(t));
     t.q = q;
     if (owh_read_json_object(q, 0, &body)) return OK;
-    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &t.wh, 0, r->pool);
+    rv = owh_store_webhook_get(q->db, q->caller.connection, OWH_DIALECT_OCTO, q->id, &t.wh, r->pool);
     if (rv == APR_NOTFOUND) return owh_not_found(r);
     if (rv != APR_SUCCESS) return owh_store_failed(q, rv, "trigger webhook");
     if (!(t.objects = owh_trigger_objects(t.wh->event_type, body, &err, r->pool))) return owh_bad_request(r, err);

@@ -176,13 +176,28 @@ apr_status_t owh_store_webhook_insert(owh_db_t *db, const char *connection, owh_
 typedef apr_status_t owh_store_webhook_fn(void *baton, const owh_webhook_t *wh, apr_pool_t *rowpool);
 apr_status_t owh_store_webhook_each(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                     owh_store_webhook_fn *fn, void *baton, apr_pool_t *p);
-/* One webhook of the connection, APR_NOTFOUND if absent (or another's);
- * without for_update read to be shown (headers_text), else to be changed. */
+/* One webhook of the connection (read to be shown), APR_NOTFOUND if absent
+ * (or another's). */
 apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dialect_e dialect,
-                                   const char *id,
-                                   owh_webhook_t **pwh, int for_update, apr_pool_t *p);
-apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, const owh_webhook_t *wh,
-                                      apr_pool_t *p);
+                                   const char *id, owh_webhook_t **pwh, apr_pool_t *p);
+/* A PATCH body: wh is the body applied over a blank object of the dialect;
+ * the flags say which fields the body set (the others keep their stored
+ * values). */
+typedef struct owh_webhook_patch_t {
+    const owh_webhook_t *wh;
+    int event;                      /* event, or a subscription's notificationTypes */
+    int url, active, retry_on_error, use_contact_language, headers;
+    int capabilities;               /* octo webhooks: always (Octo-Capabilities) */
+} owh_webhook_patch_t;
+/* Applies patch to the connection's webhook id in one statement, its own
+ * transaction (sql/functions/update_webhook.sql); *pwh: the stored object
+ * after (read to be shown). patch's URL must have passed the SSRF check.
+ * APR_NOTFOUND if absent (or another's). APR_EAGAIN, nothing changed, when
+ * the body left the URL alone and the stored one may be an IP literal other
+ * than checked_url: (*pwh)->url is to be checked, then passed as checked_url. */
+apr_status_t owh_store_webhook_patch(owh_db_t *db, const char *connection, const char *id,
+                                     const owh_webhook_patch_t *patch, const char *checked_url,
+                                     owh_webhook_t **pwh, apr_pool_t *p);
 apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                       const char *id,
                                       owh_webhook_t **pwh, apr_pool_t *p);

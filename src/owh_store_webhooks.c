@@ -170,48 +170,54 @@ apr_status_t owh_store_webhook_each(owh_db_t *db, const char *connection, owh_di
 }
 
 apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dialect_e dialect,
-                                   const char *id, owh_webhook_t **pwh, int for_update, apr_pool_t *p)
+                                   const char *id, owh_webhook_t **pwh, apr_pool_t *p)
 {
     PGresult *res;
     const char *args[] = { id, connection, dialect_name(dialect) };
     apr_status_t rv;
     if (!owh_uuid_valid(id)) return APR_NOTFOUND;
-    rv = owh_store_query_prepared(&res, db, p, for_update
-        ? "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
-          " AND dialect = $3 FOR UPDATE"
-        : "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
-          " AND dialect = $3",
-        3, args);
+    rv = owh_store_query_prepared(&res, db, p,
+        "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
+        " AND dialect = $3", 3, args);
     if (rv != APR_SUCCESS) return rv;
-    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, !for_update, NULL, p) : APR_NOTFOUND;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, 1, NULL, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
     return rv;
 }
 
-apr_status_t owh_store_webhook_update(owh_db_t *db, const char *connection, const owh_webhook_t *wh,
-                                      apr_pool_t *p)
+apr_status_t owh_store_webhook_patch(owh_db_t *db, const char *connection, const char *id,
+                                     const owh_webhook_patch_t *patch, const char *checked_url,
+                                     owh_webhook_t **pwh, apr_pool_t *p)
 {
     PGresult *res;
+    const owh_webhook_t *wh = patch->wh;
+    const char *updated;
     apr_status_t rv;
     const char *args[] = {
-        wh->id, connection, wh->event, owh_event_name(wh->event_type), wh->url,
-        owh_url_display(wh->url, p), pg_bool(wh->active), pg_bool(wh->retry_on_error),
-        pg_bool(wh->use_contact_language), owh_headers_to_json_text(wh->headers, p),
-        owh_store_array_format(wh->capabilities, p), dialect_name(wh->dialect), types_to_pg(wh, p)
+        id, connection, dialect_name(wh->dialect),
+        patch->event && wh->dialect == OWH_DIALECT_OCTO ? wh->event : NULL,
+        patch->event ? owh_event_name(wh->event_type) : NULL,
+        patch->url ? wh->url : NULL, patch->url ? owh_url_display(wh->url, p) : NULL,
+        patch->active ? pg_bool(wh->active) : NULL,
+        patch->retry_on_error ? pg_bool(wh->retry_on_error) : NULL,
+        patch->use_contact_language ? pg_bool(wh->use_contact_language) : NULL,
+        patch->headers ? owh_headers_to_json_text(wh->headers, p) : NULL,
+        patch->capabilities ? owh_store_array_format(wh->capabilities, p) : NULL,
+        patch->event ? types_to_pg(wh, p) : NULL, checked_url
     };
-    if (!owh_uuid_valid(wh->id)) return APR_NOTFOUND;
+    if (!owh_uuid_valid(id)) return APR_NOTFOUND;
+    /* One statement, its own transaction: read and lock, apply, write
+     * (sql/functions/update_webhook.sql). */
     rv = owh_store_query_prepared(&res, db, p,
-        "UPDATE octo_webhooks.webhooks SET event = $3, event_type = $4, url = $5, url_display = $6,"
-        " active = $7::boolean, retry_on_error = $8::boolean, use_contact_language = $9::boolean,"
-        " headers = $10::jsonb, capabilities = $11::text[], updated_at = clock_timestamp(),"
-        " event_types = coalesce($13::text[], event_types),"
-        /* reactivating clears what the module recorded when it deactivated */
-        " disabled_reason = CASE WHEN $7::boolean THEN NULL ELSE disabled_reason END,"
-        " disabled_at = CASE WHEN $7::boolean THEN NULL ELSE disabled_at END,"
-        " failing_since = CASE WHEN $7::boolean AND NOT active THEN NULL ELSE failing_since END"
-        " WHERE id = $1::uuid AND connection_id = $2 AND dialect = $12", 13, args);
+        "SELECT updated, id, event, url, active, retry_on_error, use_contact_language, headers, capabilities,"
+        " has_secret, disabled_reason, disabled_at, dialect, event_types"
+        " FROM octo_webhooks.update_webhook($1::uuid, $2, $3, $4, $5, $6, $7, $8::boolean, $9::boolean,"
+        " $10::boolean, $11::jsonb, $12::text[], $13::text[], $14)", 14, args);
     if (rv != APR_SUCCESS) return rv;
-    rv = strcmp(PQcmdTuples(res), "1") ? APR_NOTFOUND : APR_SUCCESS;
+    if (PQntuples(res) != 1) rv = APR_NOTFOUND;
+    else if ((rv = row_to_webhook(pwh, res, 0, 1, NULL, p)) == APR_SUCCESS
+             && (!(updated = owh_store_value(res, 0, "updated")) || strcmp(updated, "t")))
+        rv = APR_EAGAIN;        /* the stored URL is to be checked first */
     owh_store_clear(res, p);
     return rv;
 }

@@ -25,6 +25,21 @@ my $ok = api('POST', '/webhooks', base => $h->base, token => $tok, json => { eve
 is($ok->{code}, 200, 'a public address is accepted');
 is(api('PATCH', "/webhooks/$ok->{json}{id}", base => $h->base, token => $tok, json => { url => 'http://127.0.0.2/' })->{code}, 400,
    'update to a forbidden address refused');
+# A stored URL the body leaves alone is judged again when its host is an IP
+# literal (update_webhook() hands it back unchanged, the module checks it and
+# calls again): a public one passes, one the rule now refuses (here: set
+# behind the API) is a 400 and nothing changes, the masked form of it too.
+my $r = api('PATCH', "/webhooks/$ok->{json}{id}", base => $h->base, token => $tok, json => { active => JSON::PP::false });
+is($r->{code} . ' ' . ($r->{json}{active} ? 'active' : 'inactive'), '200 inactive', 'PATCH keeping a public literal URL: 200, applied');
+q_at($db, q{UPDATE octo_webhooks.webhooks SET url = 'http://u:pw@127.0.0.3/x', url_display = 'http://u:****@127.0.0.3/x' WHERE id = $1}, $ok->{json}{id});
+$r = api('PATCH', "/webhooks/$ok->{json}{id}", base => $h->base, token => $tok, json => { retryOnError => JSON::PP::false });
+is($r->{code}, 400, 'PATCH keeping a stored forbidden literal URL: 400');
+like($r->{json}{errorMessage} // '', qr/forbidden address/, 'the message says why');
+$r = api('PATCH', "/webhooks/$ok->{json}{id}", base => $h->base, token => $tok,
+         json => { url => 'http://u:****@127.0.0.3/x', retryOnError => JSON::PP::false });
+is($r->{code}, 400, 'PATCH sending its masked form back: 400');
+is_deeply(q_at($db, q{SELECT retry_on_error, url FROM octo_webhooks.webhooks WHERE id = $1}, $ok->{json}{id}),
+          [[ 't', 'http://u:pw@127.0.0.3/x' ]], 'neither changed the row');
 api('DELETE', "/webhooks/$ok->{json}{id}", base => $h->base, token => $tok);
 
 # a name that resolves to loopback passes the URL check, not the connect
