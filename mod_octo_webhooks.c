@@ -131,6 +131,7 @@ static void owh_register_hooks(apr_pool_t *p)
     ap_hook_check_config(owh_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(owh_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(owh_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(owh_handler_map_to_storage, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(owh_handler_handle, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(owh_status_handle, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, owh_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
