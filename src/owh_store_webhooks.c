@@ -51,34 +51,35 @@ static const char *cell(const PGresult *res, int row, int col)
 }
 
 /* WH_COLS of one row, read by name (cols: where the names are; NULL: look
- * them up). show: read only to be rendered, so the headers stay the stored
- * JSON text (wh->headers_text), unparsed. */
-static apr_status_t row_to_webhook(owh_webhook_t **pwh, const PGresult *res, int row, int show,
+ * them up), to be shown: the headers stay the stored JSON text
+ * (wh->headers_text), unparsed. borrow: the strings point into res, for a
+ * webhook that does not outlive it. */
+static apr_status_t row_to_webhook(owh_webhook_t **pwh, const PGresult *res, int row, int borrow,
                                    const wh_cols_t *cols, apr_pool_t *p)
 {
-    owh_webhook_t *wh = owh_webhook_make(p);
+    owh_webhook_t *wh = apr_pcalloc(p, sizeof(*wh));
     wh_cols_t found;
     const char *v;
     apr_status_t rv;
     if (!cols) { wh_cols_find(&found, res); cols = &found; }
 #define COL(name) cell(res, row, cols->name)
-#define IS_TRUE(name) ((v = COL(name)) && !strcmp(v, "t"))
+#define TEXT(name) (borrow ? COL(name) : apr_pstrdup(p, COL(name)))
+#define IS_TRUE(name) ((v = COL(name)) && v[0] == 't')
     if (!COL(id) || !COL(event) || !COL(url) || !COL(headers) || !COL(capabilities)
         || !COL(dialect))
         return APR_EGENERAL;
-    wh->id = apr_pstrdup(p, COL(id));
-    wh->event = apr_pstrdup(p, COL(event));
+    wh->id = TEXT(id);
+    wh->event = TEXT(event);
     wh->event_type = owh_event_parse(wh->event);
-    wh->url = apr_pstrdup(p, COL(url));
+    wh->url = TEXT(url);
     wh->active = IS_TRUE(active);
     wh->retry_on_error = IS_TRUE(retry_on_error);
     wh->use_contact_language = IS_TRUE(use_contact_language);
-    if (show) wh->headers_text = apr_pstrdup(p, COL(headers));
-    else if ((rv = owh_headers_from_json_text(&wh->headers, COL(headers), p)) != APR_SUCCESS) return rv;
+    wh->headers_text = TEXT(headers);
     if ((rv = owh_store_array_parse(&wh->capabilities, COL(capabilities), p)) != APR_SUCCESS) return rv;
     wh->has_secret = IS_TRUE(has_secret);
-    if ((v = COL(disabled_reason))) wh->disabled_reason = apr_pstrdup(p, v);
-    if ((v = COL(disabled_at))) wh->disabled_at = apr_pstrdup(p, v);
+    if (COL(disabled_reason)) wh->disabled_reason = TEXT(disabled_reason);
+    if (COL(disabled_at)) wh->disabled_at = TEXT(disabled_at);
     if (!strcmp(COL(dialect), "notifications")) {
         apr_array_header_t *names;
         int i;
@@ -90,6 +91,7 @@ static apr_status_t row_to_webhook(owh_webhook_t **pwh, const PGresult *res, int
         wh->event_type = wh->types->nelts ? APR_ARRAY_IDX(wh->types, 0, owh_event_e) : OWH_EVENT_NONE;
     }
 #undef IS_TRUE
+#undef TEXT
 #undef COL
     *pwh = wh;
     return APR_SUCCESS;
@@ -101,7 +103,7 @@ static apr_status_t rows_to_list(apr_array_header_t **plist, PGresult *res, apr_
     int i;
     apr_status_t rv;
     for (i = 0; i < PQntuples(res); ++i)
-        if ((rv = row_to_webhook(&APR_ARRAY_PUSH(list, owh_webhook_t *), res, i, 1, NULL, p)) != APR_SUCCESS)
+        if ((rv = row_to_webhook(&APR_ARRAY_PUSH(list, owh_webhook_t *), res, i, 0, NULL, p)) != APR_SUCCESS)
             return rv;
     *plist = list;
     return APR_SUCCESS;
@@ -140,31 +142,58 @@ typedef struct {
     wh_cols_t cols;                 /* of the first row's result: every row's has the same shape */
 } each_t;
 
-static apr_status_t each_row(void *baton, const PGresult *row)
+/* One row to fn: wh's strings point into res, which outlives the call. */
+static apr_status_t each_one(each_t *e, const PGresult *res, int row)
 {
-    each_t *e = baton;
     owh_webhook_t *wh;
     apr_status_t rv;
     apr_pool_clear(e->rowpool);
-    if (!e->found) { wh_cols_find(&e->cols, row); e->found = 1; }
-    if ((rv = row_to_webhook(&wh, row, 0, 1, &e->cols, e->rowpool)) != APR_SUCCESS) return rv;
+    if (!e->found) { wh_cols_find(&e->cols, res); e->found = 1; }
+    if ((rv = row_to_webhook(&wh, res, row, 1, &e->cols, e->rowpool)) != APR_SUCCESS) return rv;
     return e->fn(e->baton, wh, e->rowpool);
 }
+
+static apr_status_t each_row(void *baton, const PGresult *row)
+{
+    return each_one(baton, row, 0);
+}
+
+/* A list this long or shorter is read in one result (libpq's single-row
+ * mode makes a result per row: its allocations, and a copy of the column
+ * names, per row); a longer one is read again, streamed. The default
+ * OctoWebhooksMaxWebhooks keeps a connection's lists under it. */
+#define LIST_WHOLE 100
 
 apr_status_t owh_store_webhook_each(owh_db_t *db, const char *connection, owh_dialect_e dialect,
                                     owh_store_webhook_fn *fn, void *baton, apr_pool_t *p)
 {
     const char *args[] = { connection, dialect_name(dialect) };
+    PGresult *res;
     each_t e;
+    int i, n;
     apr_status_t rv;
     e.fn = fn;
     e.baton = baton;
     e.found = 0;
-    if ((rv = apr_pool_create(&e.rowpool, p)) != APR_SUCCESS) return rv;
-    apr_pool_tag(e.rowpool, "owh_store_webhook_row");
-    rv = owh_store_query_rows(db, p,
+    /* (the LIMIT is LIST_WHOLE + 1: one more row says the list goes on) */
+    rv = owh_store_query_prepared(&res, db, p,
         "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 AND dialect = $2"
-        " ORDER BY seq", 2, args, each_row, &e);
+        " ORDER BY seq LIMIT 101", 2, args);
+    if (rv != APR_SUCCESS) return rv;
+    if ((rv = apr_pool_create(&e.rowpool, p)) != APR_SUCCESS) { owh_store_clear(res, p); return rv; }
+    apr_pool_tag(e.rowpool, "owh_store_webhook_row");
+    if ((n = PQntuples(res)) <= LIST_WHOLE) {
+        for (i = 0; i < n && rv == APR_SUCCESS; ++i) rv = each_one(&e, res, i);
+        owh_store_clear(res, p);
+    }
+    else {
+        /* a long list, streamed whole by one statement (one snapshot) */
+        owh_store_clear(res, p);
+        e.found = 0;
+        rv = owh_store_query_rows(db, p,
+            "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE connection_id = $1 AND dialect = $2"
+            " ORDER BY seq", 2, args, each_row, &e);
+    }
     apr_pool_destroy(e.rowpool);
     return rv;
 }
@@ -180,7 +209,7 @@ apr_status_t owh_store_webhook_get(owh_db_t *db, const char *connection, owh_dia
         "SELECT " WH_COLS " FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2"
         " AND dialect = $3", 3, args);
     if (rv != APR_SUCCESS) return rv;
-    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, 1, NULL, p) : APR_NOTFOUND;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, 0, NULL, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
     return rv;
 }
@@ -215,7 +244,7 @@ apr_status_t owh_store_webhook_patch(owh_db_t *db, const char *connection, const
         " $10::boolean, $11::jsonb, $12::text[], $13::text[], $14)", 14, args);
     if (rv != APR_SUCCESS) return rv;
     if (PQntuples(res) != 1) rv = APR_NOTFOUND;
-    else if ((rv = row_to_webhook(pwh, res, 0, 1, NULL, p)) == APR_SUCCESS
+    else if ((rv = row_to_webhook(pwh, res, 0, 0, NULL, p)) == APR_SUCCESS
              && (!(updated = owh_store_value(res, 0, "updated")) || strcmp(updated, "t")))
         rv = APR_EAGAIN;        /* the stored URL is to be checked first */
     owh_store_clear(res, p);
@@ -233,7 +262,7 @@ apr_status_t owh_store_webhook_delete(owh_db_t *db, const char *connection, owh_
         "DELETE FROM octo_webhooks.webhooks WHERE id = $1::uuid AND connection_id = $2 AND dialect = $3"
         " RETURNING " WH_COLS, 3, args);
     if (rv != APR_SUCCESS) return rv;
-    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, 1, NULL, p) : APR_NOTFOUND;
+    rv = PQntuples(res) == 1 ? row_to_webhook(pwh, res, 0, 0, NULL, p) : APR_NOTFOUND;
     owh_store_clear(res, p);
     return rv;
 }

@@ -98,4 +98,18 @@ is($head_small->{code} . ' ' . length($head_small->{body}), '200 0', 'HEAD of a 
     is(api('GET', '/webhooks', base => $h->base, token => $small)->{code}, 200, 'the child serves on after the client left');
     unlike($h->error_log, qr/OWH00403/, 'and logs no failed list for it');
 }
+# A list of up to 100 is read in one result, a longer one streamed: both
+# whole and in order at the edge (100, then 101 after one more).
+my $edge = token('edge', ['octo:read.webhooks'], db => $db);
+q_at($db, q{INSERT INTO octo_webhooks.connections (id) VALUES ('edge') ON CONFLICT DO NOTHING});
+for my $n (100, 101) {
+    q_at($db, q{INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_display)
+                SELECT 'edge', 'booking_update', 'booking_update', u, u
+                  FROM (SELECT 'https://e.example.com/' || i AS u, i FROM generate_series(1, $1::int) i) s
+                 WHERE NOT EXISTS (SELECT 1 FROM octo_webhooks.webhooks w WHERE w.url = s.u AND w.connection_id = 'edge')
+                 ORDER BY i}, $n);
+    my $r = api('GET', '/webhooks', base => $h->base, token => $edge);
+    is_deeply([ map { $_->{url} } @{ $r->{json} || [] } ], [ map { "https://e.example.com/$_" } 1 .. $n ],
+              "a list of $n: whole and in order");
+}
 done_testing();
