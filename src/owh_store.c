@@ -6,6 +6,9 @@
 #include <apr_reslist.h>
 #include <apr_thread_mutex.h>
 #include <apr_hash.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "owh_store.h"
 #include "owh_log.h"
@@ -90,7 +93,17 @@ leave:
 static apr_status_t db_destruct(void *resource, void *params, apr_pool_t *rpool)
 {
     owh_db_t *db = resource;
+    owh_store_t *st = params;
     apr_pool_destroy(db->pool);         /* its cleanup closes the connection */
+#ifdef __GLIBC__
+    /* A connection's memory (libpq's buffers, its results' blocks) was taken
+     * from the malloc arena of whichever worker thread opened it, and its
+     * successor is opened by another: freed there, the pages would stay in
+     * the child's RSS, a little more with every connection the TTL closes
+     * (bench/README.md, "Children over a million requests"). Give them back
+     * to the system; connections close rarely (PoolTTL), not per request. */
+    if (!st->closing) malloc_trim(0);
+#endif
     return APR_SUCCESS;
 }
 
@@ -104,6 +117,7 @@ static apr_status_t db_destruct(void *resource, void *params, apr_pool_t *rpool)
 static apr_status_t store_teardown(void *data)
 {
     owh_store_t *st = data;
+    st->closing = 1;
     if (st->reslist) {
         apr_reslist_destroy(st->reslist);
         st->reslist = NULL;

@@ -15,6 +15,7 @@ struct owh_store_t {
     owh_store_params_t params;
     apr_reslist_t *reslist;
     volatile int migrated;          /* this process saw the schema current */
+    int closing;                    /* the child is exiting: its connections all go */
     /* Tokens looked up in the last second, by SHA-256 (never the token):
      * one round trip less per request; a revocation takes effect within
      * TOKEN_TTL. Shared by the child's threads. */
