@@ -15,7 +15,7 @@ CREATE OR REPLACE FUNCTION octo_webhooks.complete(p_results jsonb, p_owner text,
 -- pending deliveries on every call once the queue had grown (15 ms a call
 -- with 30,000 pending). JIT off, as claim().
 RETURNS void LANGUAGE plpgsql SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-SET jit = off AS $$
+SET jit = off SET plan_cache_mode = force_generic_plan AS $$  -- (generic plans: see claim.sql)
 DECLARE
     v_done  jsonb;
     v_hooks uuid[];         -- (webhooks, then the parked heads to release)

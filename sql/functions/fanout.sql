@@ -20,7 +20,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 -- made when the tables may have been nearly empty. (Bitmap scans stay on:
 -- the GIN index on event_types, which finds an availability's subscribers,
 -- has no other.)
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off SET plan_cache_mode = force_generic_plan AS $$  -- (generic plans: see claim.sql)
 DECLARE
     v_ids bigint[];
 BEGIN
