@@ -452,7 +452,8 @@ static const cmd_t commands[] = {
     { "status", cmd_status, o_help,
       "status\n"
       "  The queue (pending, due, in flight, waiting to retry, parked behind an earlier delivery\n"
-      "  of the same object, the oldest due and how long it has waited), the dispatchers\n"
+      "  of the same object, the oldest due and how long it has waited, events not yet routed to\n"
+      "  their webhooks and the oldest one's age), the dispatchers\n"
       "  connected and the claims they hold, and the webhooks the module disabled (410 Gone,\n"
       "  auto-disable) with the reason.\n", 1 },
     { "deliveries", cmd_deliveries, o_deliveries,

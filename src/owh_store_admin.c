@@ -30,7 +30,8 @@ static const admin_stmt_t stmts[] = {
         "       coalesce('revoked ' || " T("revoked_at") ", 'active') AS state"
         "  FROM octo_webhooks.tokens WHERE $1::text IS NULL OR connection_id = $1 ORDER BY id" },
 
-    /* status: the pending-only indexes answer these without touching history */
+    /* status: the pending-only indexes answer these without touching history
+     * (and events_unrouted: events emit() recorded that no dispatcher routed yet) */
     [OWH_ADMIN_STATUS_QUEUE] = { 0,
         "SELECT count(*) AS pending,"
         "       count(*) FILTER (WHERE next_attempt_at <= clock_timestamp()) AS due,"
@@ -43,6 +44,9 @@ static const admin_stmt_t stmts[] = {
         "                , '-') AS oldest_due,"
         "       coalesce(round(extract(epoch FROM clock_timestamp() - min(next_attempt_at)"
         "                 FILTER (WHERE next_attempt_at <= clock_timestamp())))::text || 's', '-') AS oldest_due_age,"
+        "       (SELECT count(*) FROM octo_webhooks.events WHERE NOT routed) AS unrouted,"
+        "       coalesce((SELECT round(extract(epoch FROM clock_timestamp() - min(created_at)))::text || 's'"
+        "                   FROM octo_webhooks.events WHERE NOT routed), '-') AS oldest_unrouted_age,"
         "       (SELECT coalesce(max(version), 0) FROM octo_webhooks.schema_migrations) AS schema_version"
         "  FROM octo_webhooks.deliveries WHERE status = 'pending'" },
     /* Dispatchers name their sessions (owh_store_set_application_name); the

@@ -108,7 +108,8 @@ wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.attempts})->[0][
 wait_until(sub { q_at($db, q{SELECT disabled_reason IS NOT NULL FROM octo_webhooks.webhooks WHERE id = $1}, $wgone)->[0][0] eq 't' }, 10);
 $r = ow($db, 'status');
 my %q = $r->{out} =~ /^  (\w+)\s+(\S+)$/mg;
-is_deeply([ @q{qw(pending retry_later parked)} ], [ 3, 1, 2 ], 'status: 3 pending, 1 waiting to retry, 2 parked behind it')
+is_deeply([ @q{qw(pending retry_later parked unrouted oldest_unrouted_age)} ], [ 3, 1, 2, 0, '-' ],
+          'status: 3 pending, 1 waiting to retry, 2 parked behind it, no event left to route')
     or diag($r->{out});
 ok($r->{out} =~ /disabled webhooks: 1\n.*\Q$wgone\E\s+cli-b\s+octo\s+\S+\s.*410 Gone/s, 'status: the disabled webhook, its connection and reason');
 
