@@ -16,13 +16,14 @@
 -- without UPDATE on events or any right on object_states.
 CREATE OR REPLACE FUNCTION octo_webhooks.fanout(p_events int, OUT events int, OUT deliveries int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
--- Lookups by key only (see claim.sql): plans are kept for the session and
--- made when the tables may have been nearly empty. (Bitmap scans stay on:
--- the GIN index on event_types, which finds an availability's subscribers,
--- has no other.)
+-- Tables are read by key only (see claim.sql): plans are kept for the session
+-- and made when the tables may have been nearly empty. Bitmap scans stay on
+-- (the GIN index on event_types, which finds an availability's subscribers,
+-- has no other).
 SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off SET plan_cache_mode = force_generic_plan AS $$  -- (generic plans: see claim.sql)
 DECLARE
-    v_ids bigint[];
+    v_ids  bigint[];
+    v_prev jsonb[];
 BEGIN
     SELECT array_agg(x.id ORDER BY x.id) INTO v_ids FROM (
         SELECT e.id FROM octo_webhooks.events e WHERE NOT e.routed ORDER BY e.id LIMIT p_events) x;
@@ -35,25 +36,27 @@ BEGIN
     -- The previous state of each object: the event before it in this batch,
     -- else the state last routed (object_states), which becomes the batch's
     -- last. Availability has no diff; samples (the trigger route) are routed
-    -- when made and never come here.
-    WITH b AS (
-        SELECT e.id, e.event_type, e.object_key, e.object,
-               lag(e.object) OVER o AS prior, row_number() OVER o AS nth,
-               row_number() OVER (PARTITION BY e.event_type, e.object_key ORDER BY e.id DESC) AS last
+    -- when made and never come here. Computed in id order into an array and
+    -- applied by position: no join between the batch's sets, whose sizes a
+    -- kept plan cannot know (a nested loop over them cost 1.2 s for 1,000
+    -- events of 500 objects).
+    SELECT array_agg(x.id ORDER BY x.id), array_agg(x.previous ORDER BY x.id) INTO v_ids, v_prev FROM (
+        SELECT e.id,
+               CASE WHEN e.event_type = 'availability_update' THEN NULL
+                    WHEN row_number() OVER o = 1
+                    THEN (SELECT s.object FROM octo_webhooks.object_states s
+                           WHERE s.event_type = e.event_type AND s.object_key = e.object_key)
+                    ELSE lag(e.object) OVER o END AS previous
           FROM octo_webhooks.events e
-         WHERE e.id = ANY (v_ids) AND e.event_type <> 'availability_update'
-        WINDOW o AS (PARTITION BY e.event_type, e.object_key ORDER BY e.id)),
-    prev AS (
-        SELECT b.id, CASE WHEN b.nth = 1 THEN s.object ELSE b.prior END AS previous
-          FROM b LEFT JOIN octo_webhooks.object_states s
-                 ON s.event_type = b.event_type AND s.object_key = b.object_key),
-    routed AS (
-        UPDATE octo_webhooks.events e SET routed = true, previous = p.previous
-          FROM (SELECT x.id, prev.previous FROM unnest(v_ids) AS x(id)
-                  LEFT JOIN prev ON prev.id = x.id) p
-         WHERE e.id = ANY (v_ids) AND e.id = p.id)     -- (an index condition, see complete.sql)
+         WHERE e.id = ANY (v_ids)
+        WINDOW o AS (PARTITION BY e.event_type, e.object_key ORDER BY e.id)) x;
+    UPDATE octo_webhooks.events e SET routed = true, previous = v_prev[array_position(v_ids, e.id)]
+     WHERE e.id = ANY (v_ids);
     INSERT INTO octo_webhooks.object_states AS s (event_type, object_key, object, event_id)
-         SELECT b.event_type, b.object_key, b.object, b.id FROM b WHERE b.last = 1
+         SELECT DISTINCT ON (e.event_type, e.object_key) e.event_type, e.object_key, e.object, e.id
+           FROM octo_webhooks.events e
+          WHERE e.id = ANY (v_ids) AND e.event_type <> 'availability_update'
+          ORDER BY e.event_type, e.object_key, e.id DESC
     ON CONFLICT (event_type, object_key) DO UPDATE SET object = excluded.object, event_id = excluded.event_id;
 
     -- The deliveries. A booking or order belongs to its connection: only that

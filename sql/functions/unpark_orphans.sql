@@ -7,7 +7,11 @@
 -- pending one before it becomes due now; the rest stay in line. The
 -- dispatchers run it about once a second; it reads only parked rows.
 CREATE OR REPLACE FUNCTION octo_webhooks.unpark_orphans() RETURNS integer
-LANGUAGE plpgsql AS $$
+-- Planned afresh each call (once a second): a plan the session kept from
+-- while deliveries was empty probed each parked row's line through a whole
+-- webhook's backlog (1,500 parked behind 1,500 pending: 2 ms of PostgreSQL
+-- per delivery, 450 deliveries/s).
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan SET enable_seqscan = off AS $$
 DECLARE
     v_n int;
 BEGIN

@@ -14,7 +14,7 @@
 SET client_min_messages = warning;
 BEGIN;
 SET LOCAL search_path = tap, public;
-SELECT plan(29);
+SELECT plan(32);
 
 DELETE FROM octo_webhooks.deliveries; DELETE FROM octo_webhooks.events;
 DELETE FROM octo_webhooks.object_states; DELETE FROM octo_webhooks.webhooks;
@@ -162,6 +162,18 @@ INSERT INTO octo_webhooks.webhooks (connection_id, event, event_type, url, url_d
 SELECT events FROM octo_webhooks.fanout(100);
 SELECT is((SELECT count(*) FROM octo_webhooks.deliveries WHERE event_id = :e9), 0::bigint,
           'routing: a webhook deactivated before, or created after the event, is not reached');
+
+-- a batch of many events of few objects: each object's state is read once,
+-- not once per pair of the batch's events (a kept plan once joined them in a
+-- nested loop: 500,000 reads, 1.2 s, for these 1,000 events)
+SELECT count(octo_webhooks.emit('order_update', jsonb_build_object('id', 'o-many-' || (g % 500), 'n', g), 'nobody'))
+  FROM generate_series(1, 1000) g;
+CREATE TEMP TABLE st0 AS SELECT pg_stat_get_xact_tuples_returned('octo_webhooks.object_states_pkey'::regclass) AS n;
+SELECT is((SELECT row(events, deliveries)::text FROM octo_webhooks.fanout(1000)), '(1000,0)', 'a batch of 1,000 events routed');
+SELECT cmp_ok(pg_stat_get_xact_tuples_returned('octo_webhooks.object_states_pkey'::regclass) - (SELECT n FROM st0), '<=', 500::bigint,
+              'each object''s state read once per batch (500 objects)');
+SELECT is((SELECT count(*) FROM octo_webhooks.events WHERE object_key LIKE 'o-many-%' AND (previous->>'n')::int = (object->>'n')::int - 500),
+          500::bigint, 'previous: within the batch, the same object''s event before');
 
 SELECT * FROM finish();
 ROLLBACK;
