@@ -387,6 +387,7 @@ static void hand_back(loop_t *L)
             APR_ARRAY_PUSH(jobs, owh_job_t *) = APR_ARRAY_IDX(f->waiters, k, job_t *)->job;
     }
     owh_queue_release(L->db, jobs, 0, tmp);
+    owh_queue_unlist(L->db, L->owner, tmp);
     apr_pool_destroy(tmp);
 }
 

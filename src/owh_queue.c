@@ -210,6 +210,13 @@ apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
         "SELECT octo_webhooks.release($1::uuid[], $2::uuid[], $3::interval)", 3, args);
 }
 
+apr_status_t owh_queue_unlist(owh_db_t *db, const char *owner, apr_pool_t *p)
+{
+    const char *args[] = { owner };
+    return owh_store_query(NULL, db, p,
+        "DELETE FROM octo_webhooks.dispatcher_sleep WHERE owner = $1", 1, args);
+}
+
 apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const char *event_id,
                                   const char *object_json, const char **pprevious, apr_pool_t *p)
 {

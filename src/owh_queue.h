@@ -70,6 +70,10 @@ apr_status_t owh_queue_complete(owh_db_t *db, const apr_array_header_t *results,
 apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const char *event_id,
                                   const char *object_json, const char **pprevious, apr_pool_t *p);
 
+/* A dispatcher that stops is no longer listed as waiting for emit()'s NOTIFY
+ * (else emitters would notify for nobody until claim() drops the row). */
+apr_status_t owh_queue_unlist(owh_db_t *db, const char *owner, apr_pool_t *p);
+
 /* Gives claimed, unsent jobs (owh_job_t *) back, due after delay. */
 apr_status_t owh_queue_release(owh_db_t *db, const apr_array_header_t *jobs,
                                apr_interval_time_t delay, apr_pool_t *p);

@@ -77,4 +77,6 @@ is($slow, 0, sprintf('a trickle of 12 events: each delivered within seconds (wor
 ok(wait_until(sub { q_at($db, q{SELECT count(*) FROM octo_webhooks.dispatcher_sleep})->[0][0] == 1 }, 10),
    'idle again: listed again');
 $h->stop;
+is(q_at($db, q{SELECT count(*) FROM octo_webhooks.dispatcher_sleep})->[0][0], 0,
+   'a dispatcher that stops is no longer listed (emit() stops notifying for it)');
 done_testing();
