@@ -67,6 +67,13 @@ static void metric(request_rec *r, const char *name, const char *type, const cha
     ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A gauge of one value: its HELP, TYPE and sample (decimals: 0 counts, 3 seconds). */
+static void gauge(request_rec *r, const char *name, const char *help, double value, int decimals)
+{
+    metric(r, name, "gauge", help);
+    ap_rprintf(r, "%s %.*f\n", name, decimals, value);
+}
+
 static int send_metrics(request_rec *r)
 {
     json_t *q = queue_stats(r);
@@ -77,8 +84,7 @@ static int send_metrics(request_rec *r)
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (r->header_only) return OK;
 
-    metric(r, "octo_webhooks_database_up", "gauge", "Whether the database answered this scrape.");
-    ap_rprintf(r, "octo_webhooks_database_up %d\n", q ? 1 : 0);
+    gauge(r, "octo_webhooks_database_up", "Whether the database answered this scrape.", q ? 1 : 0, 0);
     if (q) {
         static const char *const st[] = { "pending", "succeeded", "failed", NULL };
         metric(r, "octo_webhooks_deliveries", "gauge",
@@ -86,18 +92,14 @@ static int send_metrics(request_rec *r)
                "20000 rows in all; planner estimates above).");
         for (i = 0; st[i]; ++i)
             ap_rprintf(r, "octo_webhooks_deliveries{status=\"%s\"} %.0f\n", st[i], num(q, "deliveries", st[i]));
-        metric(r, "octo_webhooks_deliveries_due", "gauge",
-               "Pending deliveries due now (exact up to 1000, estimated above).");
-        ap_rprintf(r, "octo_webhooks_deliveries_due %.0f\n", num(q, "due", NULL));
-        metric(r, "octo_webhooks_oldest_due_seconds", "gauge",
-               "Age of the oldest due delivery, 0 when none is due.");
-        ap_rprintf(r, "octo_webhooks_oldest_due_seconds %.3f\n", num(q, "oldestDueSeconds", NULL));
-        metric(r, "octo_webhooks_events_unrouted", "gauge",
-               "Events emitted and not yet routed to their webhooks (exact up to 1000).");
-        ap_rprintf(r, "octo_webhooks_events_unrouted %.0f\n", num(q, "unrouted", NULL));
-        metric(r, "octo_webhooks_oldest_unrouted_seconds", "gauge",
-               "Age of the oldest event not yet routed, 0 when none waits.");
-        ap_rprintf(r, "octo_webhooks_oldest_unrouted_seconds %.3f\n", num(q, "oldestUnroutedSeconds", NULL));
+        gauge(r, "octo_webhooks_deliveries_due",
+              "Pending deliveries due now (exact up to 1000, estimated above).", num(q, "due", NULL), 0);
+        gauge(r, "octo_webhooks_oldest_due_seconds",
+              "Age of the oldest due delivery, 0 when none is due.", num(q, "oldestDueSeconds", NULL), 3);
+        gauge(r, "octo_webhooks_events_unrouted",
+              "Events emitted and not yet routed to their webhooks (exact up to 1000).", num(q, "unrouted", NULL), 0);
+        gauge(r, "octo_webhooks_oldest_unrouted_seconds",
+              "Age of the oldest event not yet routed, 0 when none waits.", num(q, "oldestUnroutedSeconds", NULL), 3);
         metric(r, "octo_webhooks_webhooks", "gauge", "Webhooks by state.");
         ap_rprintf(r, "octo_webhooks_webhooks{state=\"active\"} %.0f\n", num(q, "webhooks", "active"));
         ap_rprintf(r, "octo_webhooks_webhooks{state=\"disabled\"} %.0f\n", num(q, "webhooks", "disabled"));
@@ -106,8 +108,8 @@ static int send_metrics(request_rec *r)
         for (i = 0; EVENT_TYPES[i]; ++i)
             ap_rprintf(r, "octo_webhooks_events_total{type=\"%s\"} %.0f\n", EVENT_TYPES[i],
                        num(q, "events", EVENT_TYPES[i]));
-        metric(r, "octo_webhooks_notices_pending", "gauge", "Operator notices waiting to be sent.");
-        ap_rprintf(r, "octo_webhooks_notices_pending %.0f\n", num(q, "notices", "pending"));
+        gauge(r, "octo_webhooks_notices_pending", "Operator notices waiting to be sent.",
+              num(q, "notices", "pending"), 0);
     }
     if (!m) return OK;
     metric(r, "octo_webhooks_attempts_total", "counter", "Delivery attempts of this host's dispatchers, by outcome.");
@@ -129,8 +131,7 @@ static int send_metrics(request_rec *r)
                    (double)R64(duration_sum_us) / APR_USEC_PER_SEC);
         ap_rprintf(r, "octo_webhooks_attempt_duration_seconds_count %" APR_UINT64_T_FMT "\n", count);
     }
-    metric(r, "octo_webhooks_dispatchers", "gauge", "Live dispatcher processes of this host.");
-    ap_rprintf(r, "octo_webhooks_dispatchers %d\n", owh_metrics_dispatchers());
+    gauge(r, "octo_webhooks_dispatchers", "Live dispatcher processes of this host.", owh_metrics_dispatchers(), 0);
     metric(r, "octo_webhooks_dispatcher_restarts_total", "counter", "Dispatchers respawned after dying.");
     ap_rprintf(r, "octo_webhooks_dispatcher_restarts_total %" APR_UINT64_T_FMT "\n", R64(restarts));
     metric(r, "octo_webhooks_db_pool_acquires_total", "counter", "API requests that took a database connection.");

@@ -4,12 +4,7 @@
 -- unparking), stale results ignored, 410 deactivation, auto-disable, and the
 -- claim's outlook (held, next_in, asleep), host room, whom emit() and
 -- fanout() reach, and the listing of dispatchers that wait for a NOTIFY.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only on
-SET client_min_messages = warning;
-BEGIN;
-SET LOCAL search_path = tap, public;
+\ir lib/begin.psql
 SELECT plan(87);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$

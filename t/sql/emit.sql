@@ -8,12 +8,7 @@
 -- one of the same batch) and due at once otherwise; an object's previous
 -- state follows its events in order; the unscoped path reaches every
 -- subscriber of the type; who matches is read when the event is routed.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only on
-SET client_min_messages = warning;
-BEGIN;
-SET LOCAL search_path = tap, public;
+\ir lib/begin.psql
 SELECT plan(32);
 
 DELETE FROM octo_webhooks.deliveries; DELETE FROM octo_webhooks.events;

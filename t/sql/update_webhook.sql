@@ -4,12 +4,7 @@
 -- the masked URL keeps the stored credentials; a stored URL whose host may be an
 -- IP literal comes back unchanged (updated false) until the module vouches for it;
 -- order_update gains octo/cart; reactivating clears the deactivation.
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only on
-SET client_min_messages = warning;
-BEGIN;
-SET LOCAL search_path = tap, public;
+\ir lib/begin.psql
 SELECT plan(16);
 
 INSERT INTO octo_webhooks.connections (id) VALUES ('c'), ('d');
