@@ -256,16 +256,22 @@ int owh_deliver_running(owh_deliver_t *d)
     return d->running;
 }
 
-apr_status_t owh_deliver_wait(owh_deliver_t *d, int extra_fd, int timeout_ms, int *extra_ready)
+apr_status_t owh_deliver_wait(owh_deliver_t *d, const int *fds, int nfds, int timeout_ms, int *ready)
 {
-    struct curl_waitfd wfd;
-    int n = 0;
+    struct curl_waitfd wfd[2];
+    int i, k = 0, n = 0;
     CURLMcode mc;
-    wfd.fd = extra_fd;
-    wfd.events = CURL_WAIT_POLLIN;
-    wfd.revents = 0;
-    mc = curl_multi_poll(d->multi, extra_fd >= 0 ? &wfd : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms, &n);
-    *extra_ready = extra_fd >= 0 && (wfd.revents & CURL_WAIT_POLLIN);
+    for (i = 0; i < nfds && i < 2; ++i) {
+        ready[i] = 0;
+        if (fds[i] < 0) continue;
+        wfd[k].fd = fds[i];
+        wfd[k].events = CURL_WAIT_POLLIN;
+        wfd[k].revents = 0;
+        k++;
+    }
+    mc = curl_multi_poll(d->multi, k ? wfd : NULL, (unsigned)k, timeout_ms, &n);
+    for (i = 0, k = 0; i < nfds && i < 2; ++i)
+        if (fds[i] >= 0) ready[i] = (wfd[k++].revents & CURL_WAIT_POLLIN) != 0;
     return mc == CURLM_OK ? APR_SUCCESS : APR_EGENERAL;
 }
 

@@ -65,9 +65,9 @@ apr_status_t owh_deliver_start(owh_deliver_t *d, const char *url, const apr_arra
 
 int owh_deliver_running(owh_deliver_t *d);
 
-/* Waits up to timeout_ms for transfer activity or for extra_fd (-1: none) to
- * become readable; *extra_ready tells which. */
-apr_status_t owh_deliver_wait(owh_deliver_t *d, int extra_fd, int timeout_ms, int *extra_ready);
+/* Waits up to timeout_ms for transfer activity or for one of nfds (at most
+ * 2) sockets (-1: none) to become readable; ready[i] tells which. */
+apr_status_t owh_deliver_wait(owh_deliver_t *d, const int *fds, int nfds, int timeout_ms, int *ready);
 
 /* Drives the transfers and calls done() for each one that finished. */
 void owh_deliver_process(owh_deliver_t *d, owh_deliver_done_fn *done, void *ctx);

@@ -46,6 +46,12 @@ typedef struct loop_t {
     apr_pool_t *cyclepool;          /* its memory: its outcomes, its claimed rows */
     apr_array_header_t *cycle_results; /* the outcomes it carries (again if it fails) */
     int cycle_claims, cycle_limit;  /* it claims, up to this many */
+    owh_db_t *odb;                  /* the outcomes' own connection (owh_outcomes.c) */
+    apr_pool_t *odbpool;
+    owh_queue_cycle_t *ocycle;      /* its round trip in flight, or NULL */
+    apr_pool_t *ocyclepool;         /* its memory and outcomes */
+    apr_array_header_t *ocycle_results;
+    apr_time_t oretry_at;           /* after a failure: connect again then */
     int more;                       /* the last claim was full: claim again at once */
     int freed;                      /* a transfer ended since the last claim */
     apr_time_t next_poll;           /* claim at the latest then */

@@ -24,6 +24,7 @@
 #include "owh_log_httpd.h"
 #include "owh_ops.h"
 #include "owh_metrics.h"
+#include "owh_outcomes.h"
 
 #define OWH_USER_AGENT "mod_octo_webhooks/" OWH_VERSION
 #define STOP_GRACE      apr_time_from_msec(2000)   /* inside httpd's 3 s kill timeout */
@@ -97,18 +98,7 @@ static int ensure_db(loop_t *L)
  * (copied: the round trip's pool goes). */
 static void requeue_results(loop_t *L)
 {
-    int i;
-    for (i = 0; i < L->cycle_results->nelts; ++i) {
-        owh_result_t *r = apr_pmemdup(L->respool, APR_ARRAY_IDX(L->cycle_results, i, owh_result_t *),
-                                      sizeof(owh_result_t));
-        r->delivery_id = apr_pstrdup(L->respool, r->delivery_id);
-        r->claim_id = apr_pstrdup(L->respool, r->claim_id);
-        r->webhook_id = r->webhook_id ? apr_pstrdup(L->respool, r->webhook_id) : NULL;
-        r->excerpt = r->excerpt ? apr_pstrdup(L->respool, r->excerpt) : NULL;
-        r->error = r->error ? apr_pstrdup(L->respool, r->error) : NULL;
-        APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
-    }
-    apr_pool_destroy(L->cyclepool);
+    owh_outcomes_requeue(L, L->cycle_results, L->cyclepool);
     L->cyclepool = NULL;
 }
 
@@ -152,9 +142,10 @@ static void start_claimed(loop_t *L, apr_array_header_t *jobs, apr_pool_t *tmp)
         owh_queue_release(L->db, defer, apr_time_from_msec(500), tmp);
 }
 
-/* Sends one round trip: the outcomes so far and, if wanted, a claim of up to
- * the free capacity. The outcomes leave L->results for the cycle's pool. */
-static void cycle_send(loop_t *L, int want_claim)
+/* Sends one round trip: if wanted, a claim of up to the free capacity, and
+ * the outcomes so far when they have no connection of their own (they leave
+ * L->results for the cycle's pool). */
+static void cycle_send(loop_t *L, int want_claim, int with_results)
 {
     owh_cycle_req_t rq;
     owh_claim_params_t cp;
@@ -163,7 +154,7 @@ static void cycle_send(loop_t *L, int want_claim)
 
     if (limit > L->sc->batch_size) limit = L->sc->batch_size;
     memset(&rq, 0, sizeof(rq));
-    rq.results = L->results;
+    rq.results = with_results ? L->results : NULL;
     rq.owner = L->owner;
     rq.disable_after = L->sc->disable_after;
     if (want_claim && limit > 0) {
@@ -181,12 +172,19 @@ static void cycle_send(loop_t *L, int want_claim)
         rq.unpark = 1;
         L->unparked_at = apr_time_now();
     }
-    if (!rq.claim && !L->results->nelts) return;
-    /* the outcomes move with the round trip; new ones gather meanwhile */
-    L->cyclepool = L->respool;
-    L->cycle_results = L->results;
-    L->respool = owh_dsp_pool(L->pool, "owh_dsp_results");
-    L->results = apr_array_make(L->respool, 64, sizeof(owh_result_t *));
+    if (rq.results && !rq.results->nelts) rq.results = NULL;
+    if (!rq.claim && !rq.results) return;
+    if (rq.results) {
+        /* the outcomes move with the round trip; new ones gather meanwhile */
+        L->cyclepool = L->respool;
+        L->cycle_results = L->results;
+        L->respool = owh_dsp_pool(L->pool, "owh_dsp_results");
+        L->results = apr_array_make(L->respool, 64, sizeof(owh_result_t *));
+    }
+    else {
+        L->cyclepool = owh_dsp_pool(L->pool, "owh_dsp_cycle");
+        L->cycle_results = apr_array_make(L->cyclepool, 1, sizeof(owh_result_t *));
+    }
     rv = owh_queue_cycle_send(&L->cycle, L->db, &rq, L->cyclepool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, L->s, OWHLOGNO(00504)
@@ -290,9 +288,9 @@ static int dispatch_loop(loop_t *L)
     int wake = 1;
 
     L->next_poll = 0;
-    while (!stop_requested || owh_deliver_running(L->deliver) || L->cycle) {
+    while (!stop_requested || owh_deliver_running(L->deliver) || L->cycle || L->ocycle) {
         apr_time_t now = apr_time_now();
-        int ready = 0, timeout_ms, free_slots, want_claim;
+        int fds[2], ready[2], timeout_ms, free_slots, want_claim, linked;
 
         if (stop_requested && !stop_deadline) stop_deadline = now + STOP_GRACE;
         if (stop_deadline && now > stop_deadline) break;
@@ -310,6 +308,7 @@ static int dispatch_loop(loop_t *L)
             wake = 1;
         }
         if (L->cycle) cycle_collect(L, 0);
+        if (L->ocycle) owh_outcomes_collect(L, 0);
         /* A NOTIFY that arrived with a statement's result (complete()
          * unparking an object's next delivery) sits in libpq, not the socket. */
         drain_notifications(L, &wake);
@@ -332,25 +331,32 @@ static int dispatch_loop(loop_t *L)
             apr_pool_clear(L->handpool);
             L->handback = apr_array_make(L->handpool, 16, sizeof(owh_job_t *));
         }
-        if (L->db && !L->cycle && (want_claim || L->results->nelts)) {
+        /* the outcomes by their own connection if it is up, else with the claims */
+        if ((linked = owh_outcomes_up(L))) owh_outcomes_send(L);
+        if (L->db && !L->cycle && (want_claim || (L->results->nelts && !linked))) {
             if (want_claim) wake = 0;
-            cycle_send(L, want_claim);
+            cycle_send(L, want_claim, !linked);
         }
         owh_jobs_start_waiting(L);
 
         /* its answer wakes us, unless libpq already read it (draining
          * notifications consumes input): then no wait at all */
-        if (L->cycle) timeout_ms = owh_queue_cycle_buffered(L->cycle) ? 0 : 1000;
-        else if (L->results->nelts) timeout_ms = 0;
+        if ((L->cycle && owh_queue_cycle_buffered(L->cycle)) || (L->ocycle && owh_outcomes_buffered(L)))
+            timeout_ms = 0;
+        else if (L->results->nelts && !(linked ? L->ocycle : L->cycle)) timeout_ms = 0;
+        else if (L->cycle) timeout_ms = 1000;
         else timeout_ms = (int)((L->next_poll - apr_time_now()) / 1000);
         if (timeout_ms < 0) timeout_ms = 0;
         if (timeout_ms > 1000) timeout_ms = 1000;
         if (stop_requested && timeout_ms > 100) timeout_ms = 100;
-        owh_deliver_wait(L->deliver, L->db ? owh_store_socket(L->db) : -1, timeout_ms, &ready);
-        if (ready) {
+        fds[0] = L->db ? owh_store_socket(L->db) : -1;
+        fds[1] = owh_outcomes_socket(L);
+        owh_deliver_wait(L->deliver, fds, 2, timeout_ms, ready);
+        if (ready[0]) {
             if (L->cycle) cycle_collect(L, 0);
             drain_notifications(L, &wake);
         }
+        if (ready[1]) owh_outcomes_collect(L, 0);
         owh_deliver_process(L->deliver, owh_jobs_on_done, L);
     }
     return 0;
@@ -365,6 +371,7 @@ static void hand_back(loop_t *L)
     apr_array_header_t *jobs;
     apr_hash_index_t *hi;
     int i, k;
+    owh_outcomes_collect(L, 1);      /* (what fails of it goes back to L->results) */
     if (!L->db && !ensure_db(L)) return;
     owh_dispatcher_db_idle(L);
     if (!L->db && !ensure_db(L)) return;
