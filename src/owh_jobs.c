@@ -256,7 +256,9 @@ void owh_jobs_record(loop_t *L, job_t *j, int code, const char *error, const owh
     owh_metrics_attempt(attempt_kind(j, code, error, res), res != NULL, apr_time_from_msec(latency_ms));
     owh_metrics_inflight(L->claimed);
     APR_ARRAY_PUSH(L->results, owh_result_t *) = r;
-    L->freed = 1;
+    /* a slot freed: with the outcomes' own connection, once they are
+     * recorded (a claim before would find the webhook's cap still full) */
+    if (!L->odb) L->freed = 1;
 }
 
 static void inflight_remove(loop_t *L, job_t *j)

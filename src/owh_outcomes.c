@@ -100,6 +100,7 @@ void owh_outcomes_collect(loop_t *L, int block)
         else {
             owh_ops_after_complete(L, L->ocycle_results);   /* warn lines and notices of failed ones */
             apr_pool_destroy(L->ocyclepool);
+            L->freed = 1;       /* the caps see the slots these ended */
         }
         L->ocyclepool = NULL;
     }
