@@ -33,6 +33,10 @@ typedef struct loop_t {
     apr_pool_t *dbpool;
     owh_deliver_t *deliver;
     json_t *supplier;               /* from the directives */
+    const char *supplier_text;      /* ... as JSON text, for the bodies */
+    apr_pool_t *whpool;             /* parsed webhook snapshots, started over when many */
+    apr_hash_t *whcache;            /* snapshot text -> wh_entry_t * (owh_jobs.c) */
+    int whcache_n;
     apr_array_header_t *waiting;    /* job_t *: claimed, waiting for a host slot */
     apr_pool_t *hostpool;           /* hosts and their keys, started over when it grows large */
     apr_hash_t *hosts;              /* host -> host_t * */
@@ -89,6 +93,7 @@ typedef struct job_t {
     apr_array_header_t *headers;
     const char *unsendable;         /* why it can never be sent (recorded as failed) */
     json_t *supplier;
+    const char *head;               /* its octo body's head (owh_payload_head), or NULL */
     const char *view_key;           /* resolve mode: the view it waits for, or NULL */
 } job_t;
 

@@ -452,6 +452,9 @@ int owh_dispatcher_run(server_rec *s, owh_srv_conf_t *sc, apr_interval_time_t de
     host[sizeof(host) - 1] = '\0';
     L.owner = apr_psprintf(p, "%s:%" APR_PID_T_FMT, host, getpid());
     L.supplier = default_supplier(sc, p);
+    L.supplier_text = owh_payload_supplier_text(L.supplier, p);
+    L.whpool = owh_dsp_pool(p, "owh_dsp_webhooks");
+    L.whcache = apr_hash_make(L.whpool);
     L.viewpool = owh_dsp_pool(p, "owh_dsp_views");
     L.views = apr_hash_make(L.viewpool);
     L.fetches = apr_hash_make(p);

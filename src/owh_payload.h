@@ -28,6 +28,8 @@ typedef struct owh_event_view_t {
     json_t *diff;               /* from the previous state; NULL for availability */
     const char *language;       /* Content-Language: the event's, else the contact's first
                                  * locale; NULL when none or not a language tag */
+    const char *tail;           /* the octo body after "supplier": the same for every webhook
+                                 * (`,"booking":{...},"diff":[...]}`), made once per event */
 } owh_event_view_t;
 
 /* Parses the object (and the previous state, NULL for an object's first
@@ -51,5 +53,14 @@ const char *owh_payload_contact_language(const json_t *object, apr_pool_t *p);
  * supplier: the event's own, else the directives' (NULL: {}). */
 apr_status_t owh_payload_build(const char **pbody, apr_size_t *plen, const owh_webhook_t *wh,
                                const owh_event_view_t *v, const json_t *supplier, apr_pool_t *p);
+
+/* The same octo body from its parts, as the dispatcher builds it: a webhook's
+ * head (`{"event":...,"webhook":{...},"supplier":`, once per webhook), the
+ * supplier's JSON text and the view's tail (once per event); the bytes
+ * owh_payload_build makes (t/unit/test_webhook.c compares them). */
+const char *owh_payload_head(const owh_webhook_t *wh, apr_pool_t *p);
+const char *owh_payload_supplier_text(const json_t *supplier, apr_pool_t *p);
+apr_status_t owh_payload_build_from(const char **pbody, apr_size_t *plen, const char *head,
+                                    const char *supplier_text, const owh_event_view_t *v, apr_pool_t *p);
 
 #endif

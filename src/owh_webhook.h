@@ -62,6 +62,9 @@ typedef struct owh_webhook_t {
  * useContactLanguage true, no headers, no capabilities. */
 owh_webhook_t *owh_webhook_make(apr_pool_t *p);
 
+/* A deep copy of wh into p (strings, headers, capabilities, types). */
+owh_webhook_t *owh_webhook_copy(const owh_webhook_t *wh, apr_pool_t *p);
+
 /* Applies a request body to wh. create != 0: event and url are required;
  * create == 0 (PATCH): every field optional, absent fields keep wh's values.
  * On create, "secret": true generates a signing secret and a "whsec_..."
