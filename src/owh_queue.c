@@ -165,6 +165,7 @@ static const char *results_json(const apr_array_header_t *results, apr_pool_t *p
         if (!o) return NULL;
         json_object_set_new(o, "excerpt", r->excerpt ? json_string(r->excerpt) : json_null());
         json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
+        if (r->webhook_id) json_object_set_new(o, "webhook", json_string(r->webhook_id));
         if (!r->status_code) json_object_set_new(o, "code", json_null());
         json_array_append_new(arr, o);
     }

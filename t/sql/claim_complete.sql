@@ -5,7 +5,7 @@
 -- claim's outlook (held, next_in, asleep), host room, whom emit() and
 -- fanout() reach, and the listing of dispatchers that wait for a NOTIFY.
 \ir lib/begin.psql
-SELECT plan(87);
+SELECT plan(89);
 
 CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
     DELETE FROM octo_webhooks.attempts; DELETE FROM octo_webhooks.deliveries;
@@ -39,6 +39,7 @@ CREATE FUNCTION pg_temp.result(p_id uuid, p_claim uuid, p_status text, p_code in
                                p_retry_in float8 DEFAULT 0, p_gone boolean DEFAULT false) RETURNS jsonb
 LANGUAGE sql AS $$
     SELECT jsonb_build_array(jsonb_build_object('id', p_id, 'claim', p_claim,
+        'webhook', (SELECT webhook_id FROM octo_webhooks.deliveries WHERE id = p_id),
         'attempt', (SELECT attempts + 1 FROM octo_webhooks.deliveries WHERE id = p_id),
         'started', extract(epoch FROM clock_timestamp()), 'code', p_code, 'latency', 5,
         'status', p_status, 'retry_in', p_retry_in, 'excerpt', 'x', 'error',
@@ -215,6 +216,14 @@ SELECT o_id AS s1, o_claim AS sc1 FROM got WHERE o_id IS NOT NULL \gset
 SELECT pg_temp.complete(pg_temp.result(:'s1', :'sc1', 'succeeded', 200), '1 day');
 SELECT ok((SELECT active AND failing_since IS NULL FROM octo_webhooks.webhooks WHERE id = :'w8'),
           'disable: a success ends the streak');
+-- (a dispatcher of an earlier release names no webhook: the statement that reads the deliveries)
+SELECT octo_webhooks.emit('product_update', '{"id": "p-2"}');
+UPDATE octo_webhooks.webhooks SET failing_since = clock_timestamp() - interval '2 days' WHERE id = :'w8';
+SELECT is(pg_temp.claim(1, 'A', 10, 0), 1, 'disable: claimed again');
+SELECT o_id AS s2, o_claim AS sc2 FROM got WHERE o_id IS NOT NULL \gset
+SELECT pg_temp.complete(pg_temp.result(:'s2', :'sc2', 'succeeded', 200) #- '{0,webhook}', '1 day');
+SELECT ok((SELECT active AND failing_since IS NULL FROM octo_webhooks.webhooks WHERE id = :'w8'),
+          'disable: a success that names no webhook (an earlier dispatcher) ends the streak too');
 
 -- ---- host room (p_hosts) --------------------------------------------------------------
 SELECT pg_temp.reset();
