@@ -47,7 +47,13 @@ static int on_oom(int rv)
     return rv;
 }
 
-static void requeue_results(loop_t *L);
+/* The outcomes of a round trip that did not commit go with the next one
+ * (copied: the round trip's pool goes). */
+static void requeue_results(loop_t *L)
+{
+    owh_outcomes_requeue(L, L->cycle_results, L->cyclepool);
+    L->cyclepool = NULL;
+}
 
 static void on_stop(int sig)
 {
@@ -92,14 +98,6 @@ static int ensure_db(loop_t *L)
     if (rv != APR_SUCCESS) drop_db(L);
     else connected_once = 1;
     return rv == APR_SUCCESS;
-}
-
-/* The outcomes of a round trip that did not commit go with the next one
- * (copied: the round trip's pool goes). */
-static void requeue_results(loop_t *L)
-{
-    owh_outcomes_requeue(L, L->cycle_results, L->cyclepool);
-    L->cyclepool = NULL;
 }
 
 /* Gives a claimed job back to the queue (released with the batch's others). */
