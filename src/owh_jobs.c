@@ -335,6 +335,9 @@ static const wh_entry_t *webhook_entry(loop_t *L, const char *snapshot)
         L->whcache = apr_hash_make(L->whpool);
         L->whcache_n = 0;
     }
+    /* (counted before parsing: a snapshot that fails leaves its memory in
+     * the pool too, so failures also bring the start-over nearer) */
+    L->whcache_n++;
     e = apr_pcalloc(L->whpool, sizeof(*e));
     if (owh_payload_webhook_parse(&e->wh, snapshot, L->whpool) != APR_SUCCESS) return NULL;
     e->host = "";
@@ -342,7 +345,6 @@ static const wh_entry_t *webhook_entry(loop_t *L, const char *snapshot)
         e->host = apr_psprintf(L->whpool, "%s:%s", uri.hostname, uri.port_str ? uri.port_str : uri.scheme);
     e->head = e->wh->dialect == OWH_DIALECT_OCTO ? owh_payload_head(e->wh, L->whpool) : NULL;
     apr_hash_set(L->whcache, apr_pstrdup(L->whpool, snapshot), APR_HASH_KEY_STRING, e);
-    L->whcache_n++;
     return e;
 }
 
