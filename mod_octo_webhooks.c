@@ -6,7 +6,7 @@
  *                 once per database from the parent, refusing to start on one
  *                 the module must not use, and spawns the dispatcher
  *                 process(es) (src/owh_dispatcher.c)
- *   child_init    makes each child's connection pools (one per database)
+ *   child_init    makes each child's connection pools and list caches (one per database)
  *   handler       SetHandler octo-webhooks -> owh_handler_handle;
  *                 octo-webhooks-metrics, octo-webhooks-status -> owh_status_handle
  *   status_hook   a section in mod_status (ExtendedStatus On)
@@ -27,6 +27,7 @@
 #include "owh_log_httpd.h"
 #include "owh_registry.h"
 #include "owh_metrics.h"
+#include "owh_listcache.h"
 #include "owh_status.h"
 #include <mod_status.h>
 
@@ -66,6 +67,9 @@ static int owh_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (owh_metrics_init(s->process->pool) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, OWHLOGNO(00005)
                      "cannot create the shared counters; /metrics will lack the host's figures");
+    if (owh_listcache_init(s->process->pool) != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, OWHLOGNO(00007)
+                     "cannot create the list generation; GET list answers are not cached");
 
     for (i = 0; dbs && i < dbs->nelts; ++i) {
         owh_registry_entry_t *e = APR_ARRAY_IDX(dbs, i, owh_registry_entry_t *);
@@ -118,11 +122,17 @@ static void owh_child_init(apr_pool_t *pchild, server_rec *s)
         if ((rv = owh_store_create(&e->store, &params, pchild)) != APR_SUCCESS)
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, e->s, OWHLOGNO(00004)
                          "cannot create the database connection pool");
+        e->lists = NULL;
+        if ((rv = owh_listcache_create(&e->lists, e->sc->list_cache_size, e->sc->list_cache_ttl, pchild))
+            != APR_SUCCESS)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, e->s, OWHLOGNO(00008)
+                         "cannot create the list cache; lists are read from the database each time");
     }
     for (x = s; x; x = x->next) {
         owh_srv_conf_t *sc = owh_config_srv_get(x);
         owh_registry_entry_t *e = owh_registry_get(sc);
         sc->store = e ? e->store : NULL;
+        sc->lists = e ? e->lists : NULL;
     }
 }
 

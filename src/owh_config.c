@@ -25,6 +25,8 @@ extern module AP_MODULE_DECLARE_DATA octo_webhooks_module;
 #define DEF_POOL_KEEP           2
 #define DEF_POOL_TTL            apr_time_from_sec(60)
 #define DEF_POOL_WAIT           apr_time_from_sec(3)
+#define DEF_LIST_CACHE_TTL      apr_time_from_sec(1)
+#define DEF_LIST_CACHE_SIZE     (1024 * 1024)
 #define DEF_CONNECT_TIMEOUT     3
 #define DEF_MAX_BODY            (64 * 1024)
 #define DEF_DISPATCHER          1
@@ -145,6 +147,15 @@ static const char *set_pool_ttl(cmd_parms *cmd, void *d, const char *arg)
 { return time_arg(cmd, arg, apr_time_from_sec(1), apr_time_from_sec(86400), &SRV(cmd)->pool_ttl); }
 static const char *set_pool_wait(cmd_parms *cmd, void *d, const char *arg)
 { return time_arg(cmd, arg, 0, apr_time_from_sec(60), &SRV(cmd)->pool_wait); }
+static const char *set_list_cache_ttl(cmd_parms *cmd, void *d, const char *arg)
+{ return time_arg(cmd, arg, 0, apr_time_from_sec(3600), &SRV(cmd)->list_cache_ttl); }
+static const char *set_list_cache_size(cmd_parms *cmd, void *d, const char *arg)
+{
+    int n = 0;
+    const char *err = int_in_range(cmd, arg, 0, 256 * 1024 * 1024, &n);
+    if (!err) SRV(cmd)->list_cache_size = (apr_size_t)n;
+    return err;
+}
 static const char *set_connect_timeout(cmd_parms *cmd, void *d, const char *arg)
 { return int_in_range(cmd, arg, 1, 300, &SRV(cmd)->connect_timeout); }
 
@@ -327,6 +338,11 @@ const command_rec owh_config_cmds[] = {
         "idle time after which connections beyond PoolKeep are closed (default 60s)"),
     AP_INIT_TAKE1("OctoWebhooksPoolWait", set_pool_wait, NULL, RSRC_CONF,
         "how long a request waits for a free connection before answering 503 (default 3s)"),
+    AP_INIT_TAKE1("OctoWebhooksListCacheTTL", set_list_cache_ttl, NULL, RSRC_CONF,
+        "longest life of a child's cached GET list answer (0-1h, default 1s; 0: no cache); "
+        "this host's writes and the dispatcher's change notices end it sooner"),
+    AP_INIT_TAKE1("OctoWebhooksListCacheSize", set_list_cache_size, NULL, RSRC_CONF,
+        "bytes of cached list answers per child and database (0-268435456, default 1048576; 0: no cache)"),
     AP_INIT_TAKE1("OctoWebhooksConnectTimeout", set_connect_timeout, NULL, RSRC_CONF,
         "seconds to wait when opening a database connection (1-300, default 3)"),
 
@@ -422,6 +438,8 @@ void *owh_config_srv_create(apr_pool_t *p, server_rec *s)
     c->conninfo = NULL;
     c->pool_max = c->pool_keep = c->connect_timeout = OWH_UNSET_INT;
     c->pool_ttl = c->pool_wait = UNSET_TIME;
+    c->list_cache_ttl = UNSET_TIME;
+    c->list_cache_size = UNSET_SIZE;
     c->dispatcher = c->dispatchers = c->migrate = OWH_UNSET_INT;
     c->retry_schedule = NULL;
     c->retry_delays = NULL;
@@ -454,6 +472,8 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(pool_keep);
     MERGE_TIME(pool_ttl);
     MERGE_TIME(pool_wait);
+    MERGE_TIME(list_cache_ttl);
+    c->list_cache_size = (add->list_cache_size != UNSET_SIZE) ? add->list_cache_size : base->list_cache_size;
     MERGE_INT(connect_timeout);
     MERGE_INT(dispatcher);
     MERGE_INT(migrate);
@@ -489,6 +509,7 @@ void *owh_config_srv_merge(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(operator_url);
     MERGE_PTR(operator_secret);
     c->store = NULL;                    /* runtime: made per child */
+    c->lists = NULL;                    /* runtime: made per child */
     c->handler_locations = NULL;        /* runtime: found after the merge */
     c->s = add->s;
     return c;
@@ -525,6 +546,8 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->pool_keep == OWH_UNSET_INT) c->pool_keep = c->pool_max < DEF_POOL_KEEP ? c->pool_max : DEF_POOL_KEEP;
     if (c->pool_ttl == UNSET_TIME) c->pool_ttl = DEF_POOL_TTL;
     if (c->pool_wait == UNSET_TIME) c->pool_wait = DEF_POOL_WAIT;
+    if (c->list_cache_ttl == UNSET_TIME) c->list_cache_ttl = DEF_LIST_CACHE_TTL;
+    if (c->list_cache_size == UNSET_SIZE) c->list_cache_size = DEF_LIST_CACHE_SIZE;
     if (c->connect_timeout == OWH_UNSET_INT) c->connect_timeout = DEF_CONNECT_TIMEOUT;
     if (c->dispatcher == OWH_UNSET_INT) c->dispatcher = DEF_DISPATCHER;
     if (c->migrate == OWH_UNSET_INT) c->migrate = DEF_MIGRATE;

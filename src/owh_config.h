@@ -23,6 +23,8 @@ typedef struct owh_srv_conf_t {
     int pool_keep;                      /* idle connections kept per child */
     apr_interval_time_t pool_ttl;       /* idle time before extra ones close */
     apr_interval_time_t pool_wait;      /* how long a request waits for a connection */
+    apr_interval_time_t list_cache_ttl; /* a cached list's longest life; 0 = no cache */
+    apr_size_t list_cache_size;         /* bytes of cached lists per child */
     int connect_timeout;                /* libpq connect_timeout, seconds */
     int migrate;                        /* On: apply migrations (the owner role); Off: check only */
 
@@ -66,6 +68,7 @@ typedef struct owh_srv_conf_t {
     apr_array_header_t *handler_locations; /* const char *: the <Location>s with
                                          * SetHandler octo-webhooks that apply here */
     owh_store_t *store;                 /* this child's pool for conninfo */
+    struct owh_listcache_t *lists;      /* this child's cache of rendered lists */
     server_rec *s;
 } owh_srv_conf_t;
 

@@ -368,6 +368,8 @@ int owh_handler_handle(request_rec *r)
     if (!q.sc->store) return owh_store_failed(&q, OWH_STORE_EUNAVAIL, "request");
     if ((rv = owh_store_acquire(&q.db, q.sc->store, r->pool)) != APR_SUCCESS)
         return owh_store_failed(&q, rv, "acquire connection");
+    /* a write's statements end cached lists (before this request answers) */
+    q.db->bumps_lists = m->need == OWH_ABILITY_WRITE;
 
     switch (owh_auth_check(r, remote_user, q.db, m->need, route->family, &q.caller)) {
     case OWH_AUTH_OK: break;

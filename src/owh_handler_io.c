@@ -19,6 +19,8 @@
 #include "owh_webhook.h"
 #include "owh_json.h"
 #include "owh_log.h"
+#include "owh_listcache.h"
+#include "owh_metrics.h"
 
 APLOG_USE_MODULE(octo_webhooks);
 
@@ -189,17 +191,47 @@ int owh_send_webhook_array(request_rec *r, const apr_array_header_t *list)
     return send_brigade(&st, HTTP_OK);
 }
 
+/* The whole answer of a list that went out in one piece, kept in the
+ * child's cache under what was read before its query. */
+static void list_remember(stream_t *st, owh_listcache_t *lists, const char *key, apr_uint64_t generation,
+                          apr_time_t at)
+{
+    char *body;
+    apr_size_t len;
+    stream_move(st);
+    if (apr_brigade_pflatten(st->bb, &body, &len, st->r->pool) == APR_SUCCESS)
+        owh_listcache_put(lists, key, generation, at, body, len);
+}
+
 int owh_send_webhook_list(owh_req_t *q, owh_dialect_e dialect)
 {
     request_rec *r = q->r;
+    owh_listcache_t *lists = q->sc->lists;
     stream_t st;
     apr_status_t rv;
+    const char *key, *body;
+    apr_size_t len;
+    apr_uint64_t generation;
+    apr_time_t at;
 
+    /* by connection and dialect: the answer depends on nothing else */
+    key = apr_psprintf(r->pool, "%d:%s", (int)dialect, q->caller.connection);
+    if (owh_listcache_get(lists, key, &body, &len, r->pool)) {
+        owh_metrics_list(1);
+        return owh_send_json_text(r, HTTP_OK, body, len);
+    }
+    if (q->sc->list_cache_ttl > 0) owh_metrics_list(0);
+    /* read before the query: a write committed after it makes the entry stale */
+    generation = owh_listcache_generation();
+    at = apr_time_now();
     stream_init(&st, r);
     rv = owh_store_webhook_each(q->db, q->caller.connection, dialect, stream_row, &st, r->pool);
     if (rv == APR_SUCCESS) {
         stream_write(&st, st.rows ? "]" : "[]", st.rows ? 1 : 2);
-        if (!st.started) return send_brigade(&st, HTTP_OK);
+        if (!st.started) {
+            list_remember(&st, lists, key, generation, at);
+            return send_brigade(&st, HTTP_OK);
+        }
         stream_flush(&st);
         return OK;
     }

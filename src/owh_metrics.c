@@ -27,7 +27,9 @@ apr_status_t owh_metrics_init(apr_pool_t *process_pool)
     void *kept = NULL;
 
     apr_pool_userdata_get(&kept, USERDATA_KEY, process_pool);
-    if (kept) {                                 /* graceful restart: same segment */
+    /* graceful restart: the same segment, unless this build's counters differ
+     * (an upgraded module): then a new one, counts from zero */
+    if (kept && apr_shm_size_get(kept) == sizeof(owh_metrics_t)) {
         owh_metrics = apr_shm_baseaddr_get(kept);
         return APR_SUCCESS;
     }
@@ -141,6 +143,11 @@ void owh_metrics_pool(int waited, int timed_out)
     apr_atomic_inc64(&owh_metrics->pool_acquires);
     if (waited) apr_atomic_inc64(&owh_metrics->pool_waits);
     if (timed_out) apr_atomic_inc64(&owh_metrics->pool_timeouts);
+}
+
+void owh_metrics_list(int hit)
+{
+    if (owh_metrics) apr_atomic_inc64(hit ? &owh_metrics->list_hits : &owh_metrics->list_misses);
 }
 
 int owh_metrics_dispatchers(void)

@@ -48,6 +48,8 @@ typedef struct owh_metrics_t {
     volatile apr_uint64_t pool_acquires;    /* API database pool, all children */
     volatile apr_uint64_t pool_waits;       /* acquires that found every connection taken */
     volatile apr_uint64_t pool_timeouts;    /* waits that ended in 503 */
+    volatile apr_uint64_t list_hits;        /* GET lists answered from a child's cache */
+    volatile apr_uint64_t list_misses;      /* GET lists read from the database (cache on) */
     volatile apr_uint64_t notices_sent;
     volatile apr_uint64_t notices_failed;   /* attempts of notices that failed */
     volatile apr_uint64_t prune_rounds;     /* prune batches this host ran */
@@ -83,6 +85,8 @@ void owh_metrics_pruned(int deliveries, int events);
 
 /* httpd children: the API's database pool. */
 void owh_metrics_pool(int waited, int timed_out);
+/* Child: a GET list answered from the list cache (hit) or read (miss). */
+void owh_metrics_list(int hit);
 
 /* Live dispatchers (slots whose process exists). */
 int owh_metrics_dispatchers(void);

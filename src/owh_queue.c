@@ -9,6 +9,7 @@
 #include "owh_json.h"
 #include "owh_log.h"
 #include "owh_store_array.h"
+#include "owh_listcache.h"
 
 static const char *opt_value(const PGresult *res, int row, int col, apr_pool_t *p)
 {
@@ -233,20 +234,26 @@ apr_status_t owh_queue_view_state(owh_db_t *db, const char *state_key, const cha
 
 apr_status_t owh_queue_listen(owh_db_t *db, apr_pool_t *p)
 {
-    return owh_store_query(NULL, db, p, "LISTEN octo_webhooks", 0, NULL);
+    apr_status_t rv = owh_store_query(NULL, db, p, "LISTEN octo_webhooks", 0, NULL);
+    if (rv == APR_SUCCESS) rv = owh_store_query(NULL, db, p, "LISTEN octo_webhooks_lists", 0, NULL);
+    if (rv == APR_SUCCESS) owh_listcache_bump();
+    return rv;
 }
 
 apr_status_t owh_queue_notified(owh_db_t *db, int *wake)
 {
+    int lists = 0;
     PGnotify *n;
     if (!PQconsumeInput(db->pg)) {
         db->broken = 1;
         return OWH_STORE_EUNAVAIL;
     }
     while ((n = PQnotifies(db->pg))) {
-        *wake = 1;
+        if (!strcmp(n->relname, "octo_webhooks_lists")) lists = 1;
+        else *wake = 1;
         PQfreemem(n);
     }
+    if (lists) owh_listcache_bump();        /* this host's children drop their cached lists */
     return APR_SUCCESS;
 }
 

@@ -111,11 +111,16 @@ apr_status_t owh_queue_cycle_read(owh_queue_cycle_t *c, int block, int *done, ap
  * signal again for it. */
 int owh_queue_cycle_buffered(owh_queue_cycle_t *c);
 
-/* LISTENs on the queue's channel: emit(), complete() and recover() NOTIFY it. */
+/* LISTENs on the queue's channel (emit(), complete() and recover() NOTIFY
+ * it) and on octo_webhooks_lists (a webhook's shown state changed:
+ * sql/functions/webhooks_changed.sql), then bumps this host's list
+ * generation: what changed while nobody listened is not cached any more. */
 apr_status_t owh_queue_listen(owh_db_t *db, apr_pool_t *p);
 
-/* Reads what arrived on the connection; *wake = 1 if a NOTIFY came (also one
- * that arrived with a statement's result). Not APR_SUCCESS: the connection broke. */
+/* Reads what arrived on the connection (also what came with a statement's
+ * result): *wake = 1 if the queue was notified; a webhook's change bumps
+ * this host's list generation (owh_listcache.h). Not APR_SUCCESS: the
+ * connection broke. */
 apr_status_t owh_queue_notified(owh_db_t *db, int *wake);
 
 #endif

@@ -21,6 +21,8 @@ static const struct { const char *directive; size_t off; kind_e kind; } shared[]
     F("OctoWebhooksPoolKeep", pool_keep, K_INT),
     F("OctoWebhooksPoolTTL", pool_ttl, K_TIME),
     F("OctoWebhooksPoolWait", pool_wait, K_TIME),
+    F("OctoWebhooksListCacheTTL", list_cache_ttl, K_TIME),
+    F("OctoWebhooksListCacheSize", list_cache_size, K_SIZE),
     F("OctoWebhooksConnectTimeout", connect_timeout, K_INT),
     F("OctoWebhooksMigrate", migrate, K_INT),
     F("OctoWebhooksDispatcher", dispatcher, K_INT),

@@ -16,6 +16,7 @@ typedef struct owh_registry_entry_t {
     server_rec *s;              /* the first server naming it */
     owh_srv_conf_t *sc;         /* its settings: the database's */
     owh_store_t *store;         /* this child's pool (child_init) */
+    struct owh_listcache_t *lists; /* this child's cached lists (child_init) */
 } owh_registry_entry_t;
 
 /* Builds the registry from every server's (finalized) config; APR_EINVAL,

@@ -142,6 +142,12 @@ static int send_metrics(request_rec *r)
     metric(r, "octo_webhooks_db_pool_timeouts_total", "counter",
            "API requests answered 503 after OctoWebhooksPoolWait.");
     ap_rprintf(r, "octo_webhooks_db_pool_timeouts_total %" APR_UINT64_T_FMT "\n", R64(pool_timeouts));
+    metric(r, "octo_webhooks_api_list_cache_hits_total", "counter",
+           "GET lists answered from a child's list cache (no database round trip).");
+    ap_rprintf(r, "octo_webhooks_api_list_cache_hits_total %" APR_UINT64_T_FMT "\n", R64(list_hits));
+    metric(r, "octo_webhooks_api_list_cache_misses_total", "counter",
+           "GET lists read from the database while the list cache is on (then kept).");
+    ap_rprintf(r, "octo_webhooks_api_list_cache_misses_total %" APR_UINT64_T_FMT "\n", R64(list_misses));
     metric(r, "octo_webhooks_notices_sent_total", "counter", "Operator notices delivered by this host.");
     ap_rprintf(r, "octo_webhooks_notices_sent_total %" APR_UINT64_T_FMT "\n", R64(notices_sent));
     metric(r, "octo_webhooks_notice_failures_total", "counter", "Failed attempts of operator notices.");
@@ -198,6 +204,8 @@ static json_t *status_json(request_rec *r, json_t *q)
                         "sumSeconds", (double)R64(duration_sum_us) / APR_USEC_PER_SEC));
     json_object_set_new(o, "dbPool", json_pack("{s:I, s:I, s:I}", "acquires", (json_int_t)R64(pool_acquires),
                         "waits", (json_int_t)R64(pool_waits), "timeouts", (json_int_t)R64(pool_timeouts)));
+    json_object_set_new(o, "listCache", json_pack("{s:I, s:I}", "hits", (json_int_t)R64(list_hits),
+                        "misses", (json_int_t)R64(list_misses)));
     json_object_set_new(o, "notices", json_pack("{s:I, s:I}", "sent", (json_int_t)R64(notices_sent),
                         "failedAttempts", (json_int_t)R64(notices_failed)));
     json_object_set_new(o, "pruned", json_pack("{s:I, s:I, s:I}", "batches", (json_int_t)R64(prune_rounds),

@@ -13,6 +13,7 @@
 #include "owh_store.h"
 #include "owh_log.h"
 #include "owh_store_int.h"
+#include "owh_listcache.h"
 
 static void store_log(owh_store_t *st, int is_error, apr_status_t rv, const char *msg)
 {
@@ -180,6 +181,7 @@ apr_status_t owh_store_acquire(owh_db_t **pdb, owh_store_t *st, apr_pool_t *owne
     db->in_tx = db->begin_pending = 0;
     db->broken = 0;
     db->used = 0;
+    db->bumps_lists = 0;
     apr_pool_cleanup_register(owner, db, db_release, apr_pool_cleanup_null);
     *pdb = db;
     return APR_SUCCESS;
@@ -354,6 +356,9 @@ again:
     else if (begin) res = exec_after_begin(db, name, sql, nparams, params);
     else if (name) res = PQexecPrepared(db->pg, name, nparams, params, NULL, NULL, 0);
     else res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    /* whatever it did is committed now (or will be by a later statement,
+     * which bumps again): cached lists read before it are no longer valid */
+    if (db->bumps_lists) owh_listcache_bump();
     if (PQstatus(db->pg) != CONNECTION_OK) {
         /* The server went away (restart, failover, idle kill). Outside a
          * transaction nothing was half done on this session: reconnect once

@@ -37,6 +37,8 @@ typedef struct owh_db_t {
     int begin_pending;      /* a pooled connection's BEGIN, not sent yet: it goes with the
                              * transaction's first statement, in one round trip */
     int used;               /* a statement succeeded since it was acquired */
+    int bumps_lists;        /* a write request's: each statement's end bumps the host's
+                             * list generation (owh_listcache.h), after its commit */
     apr_pool_t *pool;       /* the connection's own memory */
     const char *sqlstate;   /* of the last failed statement, or NULL */
     const char *errmsg;     /* of the last failure (server text; no parameters) */

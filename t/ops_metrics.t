@@ -80,6 +80,7 @@ ok($events, "events_total{type=booking_update} = $n (tallied)");
 is(prom_value($events, 'octo_webhooks_events_total', type => 'product_update'), 1, 'events_total{type=product_update} = 1') if $events;
 ok(defined prom_value($m, 'octo_webhooks_db_pool_waits_total'), 'the API pool waits are exposed');
 ok(defined prom_value($m, 'octo_webhooks_db_pool_timeouts_total'), 'the API pool timeouts are exposed');
+ok(defined prom_value($m, "octo_webhooks_api_list_cache_${_}_total"), "the list cache's $_ are exposed") for qw(hits misses);
 
 # status: the same facts, plus each dispatcher
 my $st = $h->status;

@@ -18,6 +18,7 @@ my $db = new_database();
 # one child of ten threads, so every request shares the one connection
 my $h = start_httpd(conninfo => $db, directives => join("\n",
     'OctoWebhooksDispatcher Off', 'OctoWebhooksPoolMax 1', 'OctoWebhooksPoolKeep 1', 'OctoWebhooksPoolWait 1s',
+    'OctoWebhooksListCacheTTL 0',       # every GET list goes to the database (and its lock)
     'ServerLimit 1', 'MaxRequestWorkers 10', 'MinSpareThreads 1', 'MaxSpareThreads 10'));
 my $tok = token('res-pool', ['octo:read.webhooks', 'octo:write.webhooks'], db => $db);
 is(api('GET', '/webhooks', base => $h->base, token => $tok)->{code}, 200, 'the API answers');
