@@ -6,6 +6,8 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "owh_listcache.h"
 
@@ -45,25 +47,44 @@ apr_uint64_t owh_listcache_generation(void)
     return shared ? apr_atomic_read64(&shared->generation) : 0;
 }
 
+/* One list: the struct, its key and its body in one malloc'd block, freed
+ * when replaced or when the cache starts over, so the cache holds what its
+ * live entries take, not every list it ever kept. */
 typedef struct entry_t {
     apr_uint64_t generation;
     apr_time_t at;
-    apr_size_t len;
+    apr_size_t len, size;
     const char *body;
 } entry_t;
 
 struct owh_listcache_t {
     apr_thread_mutex_t *lock;
-    apr_pool_t *pool;               /* the entries; private allocator, touched under lock only */
-    apr_hash_t *entries;
-    apr_size_t used, max;
+    apr_pool_t *pool;               /* the hash; private allocator, touched under lock only */
+    apr_hash_t *entries;            /* key -> entry_t * (malloc'd) */
+    apr_size_t used, max;           /* bytes of the live entries */
     apr_interval_time_t ttl;
 };
+
+/* Frees every entry and starts the hash afresh (under the lock). */
+static void cache_empty(owh_listcache_t *c)
+{
+    apr_hash_index_t *hi;
+    for (hi = apr_hash_first(NULL, c->entries); hi; hi = apr_hash_next(hi)) {
+        void *e;
+        apr_hash_this(hi, NULL, NULL, &e);
+        free(e);
+    }
+    apr_pool_clear(c->pool);
+    c->entries = apr_hash_make(c->pool);
+    c->used = 0;
+}
 
 static apr_status_t cache_destroy(void *data)
 {
     owh_listcache_t *c = data;
-    if (c->pool) apr_pool_destroy(c->pool);     /* its allocator with it */
+    if (!c->pool) return APR_SUCCESS;
+    cache_empty(c);
+    apr_pool_destroy(c->pool);      /* its allocator with it */
     c->pool = NULL;
     return APR_SUCCESS;
 }
@@ -78,8 +99,8 @@ apr_status_t owh_listcache_create(owh_listcache_t **pc, apr_size_t max_bytes, ap
     *pc = NULL;
     c->max = max_bytes;
     c->ttl = ttl;
-    /* A pool of its own allocator: request threads allocate from the child's
-     * other pools meanwhile, and this one is cleared when the cache starts over. */
+    /* A pool of its own allocator for the hash: request threads allocate
+     * from the child's other pools meanwhile. */
     if ((rv = apr_thread_mutex_create(&c->lock, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS
         || (rv = apr_allocator_create(&alloc)) != APR_SUCCESS)
         return rv;
@@ -88,7 +109,6 @@ apr_status_t owh_listcache_create(owh_listcache_t **pc, apr_size_t max_bytes, ap
         return rv;
     }
     apr_allocator_owner_set(alloc, c->pool);
-    apr_allocator_max_free_set(alloc, max_bytes);   /* a start-over gives back what it held beyond */
     apr_pool_tag(c->pool, "owh_listcache");
     c->entries = apr_hash_make(c->pool);
     apr_pool_cleanup_register(p, c, cache_destroy, apr_pool_cleanup_null);
@@ -109,7 +129,7 @@ int owh_listcache_get(owh_listcache_t *c, const char *key, const char **pbody, a
     if (!enabled(c) || apr_thread_mutex_lock(c->lock) != APR_SUCCESS) return 0;
     e = apr_hash_get(c->entries, key, APR_HASH_KEY_STRING);
     if (e && e->generation == owh_listcache_generation() && apr_time_now() - e->at < c->ttl) {
-        /* a copy: the entry's memory goes when the cache starts over */
+        /* a copy: the entry may be replaced as soon as the lock goes */
         *pbody = apr_pmemdup(p, e->body, e->len);
         *plen = e->len;
         hit = 1;
@@ -121,25 +141,29 @@ int owh_listcache_get(owh_listcache_t *c, const char *key, const char **pbody, a
 void owh_listcache_put(owh_listcache_t *c, const char *key, apr_uint64_t generation, apr_time_t at,
                        const char *body, apr_size_t len)
 {
-    apr_size_t klen, need;
-    entry_t *e;
+    apr_size_t klen, size;
+    entry_t *e, *old;
+    char *k;
     if (!enabled(c) || len > c->max / 8) return;
     klen = strlen(key) + 1;
-    need = sizeof(*e) + len + klen + 64;       /* 64: the hash's share */
-    if (apr_thread_mutex_lock(c->lock) != APR_SUCCESS) return;
-    if (c->used + need > c->max) {
-        /* full: start over (a replaced entry's memory is freed only here) */
-        apr_pool_clear(c->pool);
-        c->entries = apr_hash_make(c->pool);
-        c->used = 0;
-    }
-    e = apr_palloc(c->pool, sizeof(*e));
+    size = sizeof(*e) + klen + len;
+    if (!(e = malloc(size))) return;
     e->generation = generation;
     e->at = at;
     e->len = len;
-    e->body = apr_pmemdup(c->pool, body, len);
-    apr_hash_set(c->entries, apr_pmemdup(c->pool, key, klen), APR_HASH_KEY_STRING, e);
-    c->used += need;
+    e->size = size;
+    k = (char *)(e + 1);
+    memcpy(k, key, klen);
+    e->body = memcpy(k + klen, body, len);
+    if (apr_thread_mutex_lock(c->lock) != APR_SUCCESS) { free(e); return; }
+    if ((old = apr_hash_get(c->entries, key, APR_HASH_KEY_STRING)) != NULL) {
+        apr_hash_set(c->entries, key, APR_HASH_KEY_STRING, NULL);
+        c->used -= old->size;
+        free(old);
+    }
+    if (c->used + size > c->max) cache_empty(c);      /* full: start over */
+    apr_hash_set(c->entries, k, APR_HASH_KEY_STRING, e);
+    c->used += size;
     apr_thread_mutex_unlock(c->lock);
 }
 

@@ -12,9 +12,9 @@
  *   - it is younger than OctoWebhooksListCacheTTL, the bound on what a lost
  *     notice can cost (as the token cache's second bounds a revocation).
  * The generation is one word of anonymous shared memory made by the httpd
- * parent before it forks (kept across graceful restarts); the entries live in
- * a private pool under a mutex, bounded by OctoWebhooksListCacheSize: past it
- * the cache starts over. APR only. */
+ * parent before it forks (kept across graceful restarts); the entries are
+ * malloc'd blocks under a mutex, freed when replaced, their sum bounded by
+ * OctoWebhooksListCacheSize: past it the cache starts over. APR only. */
 #ifndef OWH_LISTCACHE_H
 #define OWH_LISTCACHE_H
 

@@ -113,6 +113,13 @@ int main(void)
     tap_ok(owh_listcache_get(c, "0:conn199", &body, &len, p) && len == 900,
            "the last list put is there after the start-overs");
 
+    owh_listcache_put(c, "0:busy", g, apr_time_now(), big, 500);
+    owh_listcache_usage(c, &peak, &len);
+    for (i = 0; i < 1000; ++i)         /* one list refilled after each write to it */
+        owh_listcache_put(c, "0:busy", g, apr_time_now(), big, 500);
+    owh_listcache_usage(c, &entries, &bytes);
+    tap_ok(entries == peak && bytes == len,
+           "a list refilled 1,000 times holds one entry's bytes (the old ones are freed, not kept)");
     tap_ok(owh_listcache_create(&off, MAX_BYTES, 0, p) == APR_SUCCESS, "a cache with TTL 0");
     owh_listcache_put(off, "0:a", owh_listcache_generation(), apr_time_now(), "[1]", 3);
     tap_ok(!hit(off, "0:a", "[1]", p), "TTL 0: nothing is cached");
