@@ -50,6 +50,8 @@ apr_uint64_t owh_listcache_generation(void)
 /* One list: the struct, its key and its body in one malloc'd block, freed
  * when replaced or when the cache starts over, so the cache holds what its
  * live entries take, not every list it ever kept. */
+#define ENTRY_OVERHEAD 64          /* the hash's share of an entry, counted against the bound */
+
 typedef struct entry_t {
     apr_uint64_t generation;
     apr_time_t at;
@@ -151,19 +153,24 @@ void owh_listcache_put(owh_listcache_t *c, const char *key, apr_uint64_t generat
     e->generation = generation;
     e->at = at;
     e->len = len;
-    e->size = size;
+    e->size = size + ENTRY_OVERHEAD;
     k = (char *)(e + 1);
     memcpy(k, key, klen);
     e->body = memcpy(k + klen, body, len);
     if (apr_thread_mutex_lock(c->lock) != APR_SUCCESS) { free(e); return; }
     if ((old = apr_hash_get(c->entries, key, APR_HASH_KEY_STRING)) != NULL) {
+        if (old->generation > generation) {     /* a fill that read before a later one's */
+            apr_thread_mutex_unlock(c->lock);
+            free(e);
+            return;
+        }
         apr_hash_set(c->entries, key, APR_HASH_KEY_STRING, NULL);
         c->used -= old->size;
         free(old);
     }
-    if (c->used + size > c->max) cache_empty(c);      /* full: start over */
+    if (c->used + e->size > c->max) cache_empty(c);   /* full: start over */
     apr_hash_set(c->entries, k, APR_HASH_KEY_STRING, e);
-    c->used += size;
+    c->used += e->size;
     apr_thread_mutex_unlock(c->lock);
 }
 

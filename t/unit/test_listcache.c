@@ -89,6 +89,8 @@ int main(void)
     tap_ok(!hit(c, "0:a", "[2]", p), "an entry older than the TTL is stale");
     owh_listcache_put(c, "0:a", g, apr_time_now(), "[3]", 3);
     tap_ok(hit(c, "0:a", "[3]", p), "a new fill of the same key replaces the old");
+    owh_listcache_put(c, "0:a", g - 1, apr_time_now(), "[4]", 3);
+    tap_ok(hit(c, "0:a", "[3]", p), "a fill that read before an earlier bump does not replace a newer entry");
 
     child = fork();
     if (!child) { owh_listcache_bump(); _exit(0); }
