@@ -74,6 +74,13 @@ static void gauge(request_rec *r, const char *name, const char *help, double val
     ap_rprintf(r, "%s %.*f\n", name, decimals, value);
 }
 
+/* A counter of one value: its HELP, TYPE and sample. */
+static void counter(request_rec *r, const char *name, const char *help, apr_uint64_t value)
+{
+    metric(r, name, "counter", help);
+    ap_rprintf(r, "%s %" APR_UINT64_T_FMT "\n", name, value);
+}
+
 static int send_metrics(request_rec *r)
 {
     json_t *q = queue_stats(r);
@@ -132,32 +139,26 @@ static int send_metrics(request_rec *r)
         ap_rprintf(r, "octo_webhooks_attempt_duration_seconds_count %" APR_UINT64_T_FMT "\n", count);
     }
     gauge(r, "octo_webhooks_dispatchers", "Live dispatcher processes of this host.", owh_metrics_dispatchers(), 0);
-    metric(r, "octo_webhooks_dispatcher_restarts_total", "counter", "Dispatchers respawned after dying.");
-    ap_rprintf(r, "octo_webhooks_dispatcher_restarts_total %" APR_UINT64_T_FMT "\n", R64(restarts));
-    metric(r, "octo_webhooks_db_pool_acquires_total", "counter", "API requests that took a database connection.");
-    ap_rprintf(r, "octo_webhooks_db_pool_acquires_total %" APR_UINT64_T_FMT "\n", R64(pool_acquires));
-    metric(r, "octo_webhooks_db_pool_waits_total", "counter",
-           "API requests that found every connection of their child's pool taken.");
-    ap_rprintf(r, "octo_webhooks_db_pool_waits_total %" APR_UINT64_T_FMT "\n", R64(pool_waits));
-    metric(r, "octo_webhooks_db_pool_timeouts_total", "counter",
-           "API requests answered 503 after OctoWebhooksPoolWait.");
-    ap_rprintf(r, "octo_webhooks_db_pool_timeouts_total %" APR_UINT64_T_FMT "\n", R64(pool_timeouts));
-    metric(r, "octo_webhooks_api_list_cache_hits_total", "counter",
-           "GET lists answered from a child's list cache (no database round trip).");
-    ap_rprintf(r, "octo_webhooks_api_list_cache_hits_total %" APR_UINT64_T_FMT "\n", R64(list_hits));
-    metric(r, "octo_webhooks_api_list_cache_misses_total", "counter",
-           "GET lists read from the database while the list cache is on (then kept).");
-    ap_rprintf(r, "octo_webhooks_api_list_cache_misses_total %" APR_UINT64_T_FMT "\n", R64(list_misses));
-    metric(r, "octo_webhooks_notices_sent_total", "counter", "Operator notices delivered by this host.");
-    ap_rprintf(r, "octo_webhooks_notices_sent_total %" APR_UINT64_T_FMT "\n", R64(notices_sent));
-    metric(r, "octo_webhooks_notice_failures_total", "counter", "Failed attempts of operator notices.");
-    ap_rprintf(r, "octo_webhooks_notice_failures_total %" APR_UINT64_T_FMT "\n", R64(notices_failed));
-    metric(r, "octo_webhooks_prune_batches_total", "counter", "Prune batches this host ran.");
-    ap_rprintf(r, "octo_webhooks_prune_batches_total %" APR_UINT64_T_FMT "\n", R64(prune_rounds));
-    metric(r, "octo_webhooks_pruned_deliveries_total", "counter", "Deliveries this host pruned.");
-    ap_rprintf(r, "octo_webhooks_pruned_deliveries_total %" APR_UINT64_T_FMT "\n", R64(pruned_deliveries));
-    metric(r, "octo_webhooks_pruned_events_total", "counter", "Events this host pruned.");
-    ap_rprintf(r, "octo_webhooks_pruned_events_total %" APR_UINT64_T_FMT "\n", R64(pruned_events));
+    counter(r, "octo_webhooks_dispatcher_restarts_total",
+            "Dispatchers respawned after dying.", R64(restarts));
+    counter(r, "octo_webhooks_db_pool_acquires_total",
+            "API requests that took a database connection.", R64(pool_acquires));
+    counter(r, "octo_webhooks_db_pool_waits_total",
+            "API requests that found every connection of their child's pool taken.", R64(pool_waits));
+    counter(r, "octo_webhooks_db_pool_timeouts_total",
+            "API requests answered 503 after OctoWebhooksPoolWait.", R64(pool_timeouts));
+    counter(r, "octo_webhooks_api_list_cache_hits_total",
+            "GET lists answered from a child's list cache (no database round trip).", R64(list_hits));
+    counter(r, "octo_webhooks_api_list_cache_misses_total",
+            "GET lists read from the database while the list cache is on (then kept).", R64(list_misses));
+    counter(r, "octo_webhooks_notices_sent_total",
+            "Operator notices delivered by this host.", R64(notices_sent));
+    counter(r, "octo_webhooks_notice_failures_total",
+            "Failed attempts of operator notices.", R64(notices_failed));
+    counter(r, "octo_webhooks_prune_batches_total", "Prune batches this host ran.", R64(prune_rounds));
+    counter(r, "octo_webhooks_pruned_deliveries_total",
+            "Deliveries this host pruned.", R64(pruned_deliveries));
+    counter(r, "octo_webhooks_pruned_events_total", "Events this host pruned.", R64(pruned_events));
     return OK;
 }
 
