@@ -356,9 +356,7 @@ again:
     else if (begin) res = exec_after_begin(db, name, sql, nparams, params);
     else if (name) res = PQexecPrepared(db->pg, name, nparams, params, NULL, NULL, 0);
     else res = PQexecParams(db->pg, sql, nparams, NULL, params, NULL, NULL, 0);
-    /* whatever it did is committed now (or will be by a later statement,
-     * which bumps again): cached lists read before it are no longer valid */
-    if (db->bumps_lists) owh_listcache_bump();
+    if (db->bumps_lists) owh_listcache_bump();  /* committed (or a later statement bumps again) */
     if (PQstatus(db->pg) != CONNECTION_OK) {
         /* The server went away (restart, failover, idle kill). Outside a
          * transaction nothing was half done on this session: reconnect once
