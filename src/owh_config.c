@@ -339,8 +339,8 @@ const command_rec owh_config_cmds[] = {
     AP_INIT_TAKE1("OctoWebhooksPoolWait", set_pool_wait, NULL, RSRC_CONF,
         "how long a request waits for a free connection before answering 503 (default 3s)"),
     AP_INIT_TAKE1("OctoWebhooksListCacheTTL", set_list_cache_ttl, NULL, RSRC_CONF,
-        "longest life of a child's cached GET list answer (0-1h, default 1s; 0: no cache); "
-        "this host's writes and the dispatcher's change notices end it sooner"),
+        "longest life of a child's cached GET list answer (0-1h; default 1s, 0 with OctoWebhooksDispatcher "
+        "Off; 0: no cache); this host's writes and the dispatcher's change notices end it sooner"),
     AP_INIT_TAKE1("OctoWebhooksListCacheSize", set_list_cache_size, NULL, RSRC_CONF,
         "bytes of cached list answers per child and database (0-268435456, default 1048576; 0: no cache)"),
     AP_INIT_TAKE1("OctoWebhooksConnectTimeout", set_connect_timeout, NULL, RSRC_CONF,
@@ -546,10 +546,12 @@ static apr_status_t finalize_one(owh_srv_conf_t *c, server_rec *s, apr_pool_t *p
     if (c->pool_keep == OWH_UNSET_INT) c->pool_keep = c->pool_max < DEF_POOL_KEEP ? c->pool_max : DEF_POOL_KEEP;
     if (c->pool_ttl == UNSET_TIME) c->pool_ttl = DEF_POOL_TTL;
     if (c->pool_wait == UNSET_TIME) c->pool_wait = DEF_POOL_WAIT;
-    if (c->list_cache_ttl == UNSET_TIME) c->list_cache_ttl = DEF_LIST_CACHE_TTL;
     if (c->list_cache_size == UNSET_SIZE) c->list_cache_size = DEF_LIST_CACHE_SIZE;
     if (c->connect_timeout == OWH_UNSET_INT) c->connect_timeout = DEF_CONNECT_TIMEOUT;
     if (c->dispatcher == OWH_UNSET_INT) c->dispatcher = DEF_DISPATCHER;
+    /* Without a dispatcher nobody hears of changes made elsewhere (another
+     * host, the CLI, SQL): lists are read each time unless a TTL is set. */
+    if (c->list_cache_ttl == UNSET_TIME) c->list_cache_ttl = c->dispatcher ? DEF_LIST_CACHE_TTL : 0;
     if (c->migrate == OWH_UNSET_INT) c->migrate = DEF_MIGRATE;
     if (c->dispatchers == OWH_UNSET_INT) c->dispatchers = DEF_DISPATCHERS;
     if (!c->retry_schedule) {

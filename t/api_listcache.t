@@ -21,8 +21,10 @@ my $one_child = join("\n", 'StartServers 1', 'ServerLimit 1', 'MaxRequestWorkers
 my $A = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\nOctoWebhooksListCacheTTL 10m\n$one_child");
 # B: a dispatcher listening for changes, the same long TTL, one child
 my $B = start_httpd(conninfo => $db, directives => "OctoWebhooksListCacheTTL 10m\n$one_child");
-# C: no dispatcher, the default TTL (1 s)
-my $C = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\n$one_child");
+# C: no dispatcher, a TTL of 1 s
+my $C = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\nOctoWebhooksListCacheTTL 1s\n$one_child");
+# E: no dispatcher, the defaults: nobody would hear of changes made elsewhere, so no cache
+my $E = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\n$one_child");
 # D: no dispatcher, a long TTL, two children of several threads
 my $D = start_httpd(conninfo => $db, directives => "OctoWebhooksDispatcher Off\nOctoWebhooksListCacheTTL 10m\nStartServers 2");
 
@@ -63,9 +65,18 @@ ok(wait_until(sub { urls($B, $tok) eq 'https://hooks.example.com/one-sql' }, 5),
    'B (its dispatcher listening) shows the SQL change') or diag(urls($B, $tok));
 cmp_ok(time - $t0, '<', 3, sprintf('within %.2f s, far inside its TTL', time - $t0));
 
-# C has no dispatcher and the default TTL: it shows the change within ~1 s
+# C has no dispatcher and a TTL of 1 s: it shows the change within ~1 s
 ok(wait_until(sub { urls($C, $tok) eq 'https://hooks.example.com/one-sql' }, 4),
    'C (no dispatcher, TTL 1 s) shows the change once its entry expires');
+
+# E, without a dispatcher at the defaults, reads each list: a change by SQL shows at once
+my $ehits = sub { prom_value(prom_parse($E->metrics), 'octo_webhooks_api_list_cache_'. $_[0] . '_total') };
+urls($E, $tok) for 1 .. 3;
+set_url_by_sql('https://hooks.example.com/one-sql', 'https://hooks.example.com/one-e');
+is(urls($E, $tok), 'https://hooks.example.com/one-e', 'E (no dispatcher, defaults) shows a SQL change at once');
+is($ehits->('hits') + $ehits->('misses'), 0, 'E kept no list (OctoWebhooksListCacheTTL is 0 without a dispatcher)');
+set_url_by_sql('https://hooks.example.com/one-e', 'https://hooks.example.com/one-sql');
+ok(wait_until(sub { urls($B, $tok) eq 'https://hooks.example.com/one-sql' }, 5), 'B follows (back as it was)');
 
 # a write through A's own API ends A's cached lists before it answers
 my $w2 = create($A, $tok, 'https://hooks.example.com/two');
