@@ -365,14 +365,14 @@ job_t *owh_jobs_prepare(loop_t *L, owh_job_t *src)
     j->job = c = apr_pmemdup(p, src, sizeof(*src));
     c->delivery_id = apr_pstrdup(p, src->delivery_id);
     c->claim_id = apr_pstrdup(p, src->claim_id);
-    c->language = src->language ? apr_pstrdup(p, src->language) : NULL;
+    c->language = apr_pstrdup(p, src->language);      /* (NULL stays NULL) */
     c->event_id = apr_pstrdup(p, src->event_id);
     c->event_at = apr_pstrdup(p, src->event_at);
     c->event_type = apr_pstrdup(p, src->event_type);
     c->object_key = apr_pstrdup(p, src->object_key);
     c->object_json = apr_pstrdup(p, src->object_json);
-    c->secret = src->secret ? apr_pstrdup(p, src->secret) : NULL;
-    c->secret_previous = src->secret_previous ? apr_pstrdup(p, src->secret_previous) : NULL;
+    c->secret = apr_pstrdup(p, src->secret);
+    c->secret_previous = apr_pstrdup(p, src->secret_previous);
     c->previous_json = NULL;          /* the rest of the row stays with the claim */
     c->connection_id = NULL;
     c->webhook_json = NULL;

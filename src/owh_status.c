@@ -5,6 +5,7 @@
  * under a cap and planner estimates: no count(*) over a big table). When
  * the database is away the host's counters are still served, with
  * octo_webhooks_database_up 0. All memory in r->pool. */
+#include <stddef.h>
 #include <apr_strings.h>
 #include <apr_atomic.h>
 #include <httpd.h>
@@ -74,6 +75,34 @@ static void gauge(request_rec *r, const char *name, const char *help, double val
     ap_rprintf(r, "%s %.*f\n", name, decimals, value);
 }
 
+/* The host's plain counters (owh_metrics_t fields), in the order scraped. */
+static const struct { const char *name, *help; size_t off; } counters[] = {
+#define C(name, help, field) { name, help, offsetof(owh_metrics_t, field) }
+    C("octo_webhooks_dispatcher_restarts_total",
+      "Dispatchers respawned after dying.", restarts),
+    C("octo_webhooks_db_pool_acquires_total",
+      "API requests that took a database connection.", pool_acquires),
+    C("octo_webhooks_db_pool_waits_total",
+      "API requests that found every connection of their child's pool taken.", pool_waits),
+    C("octo_webhooks_db_pool_timeouts_total",
+      "API requests answered 503 after OctoWebhooksPoolWait.", pool_timeouts),
+    C("octo_webhooks_api_list_cache_hits_total",
+      "GET lists answered from a child's list cache (no database round trip).", list_hits),
+    C("octo_webhooks_api_list_cache_misses_total",
+      "GET lists read from the database while the list cache is on (then kept).", list_misses),
+    C("octo_webhooks_notices_sent_total",
+      "Operator notices delivered by this host.", notices_sent),
+    C("octo_webhooks_notice_failures_total",
+      "Failed attempts of operator notices.", notices_failed),
+    C("octo_webhooks_prune_batches_total",
+      "Prune batches this host ran.", prune_rounds),
+    C("octo_webhooks_pruned_deliveries_total",
+      "Deliveries this host pruned.", pruned_deliveries),
+    C("octo_webhooks_pruned_events_total",
+      "Events this host pruned.", pruned_events),
+#undef C
+};
+
 /* A counter of one value: its HELP, TYPE and sample. */
 static void counter(request_rec *r, const char *name, const char *help, apr_uint64_t value)
 {
@@ -139,26 +168,9 @@ static int send_metrics(request_rec *r)
         ap_rprintf(r, "octo_webhooks_attempt_duration_seconds_count %" APR_UINT64_T_FMT "\n", count);
     }
     gauge(r, "octo_webhooks_dispatchers", "Live dispatcher processes of this host.", owh_metrics_dispatchers(), 0);
-    counter(r, "octo_webhooks_dispatcher_restarts_total",
-            "Dispatchers respawned after dying.", R64(restarts));
-    counter(r, "octo_webhooks_db_pool_acquires_total",
-            "API requests that took a database connection.", R64(pool_acquires));
-    counter(r, "octo_webhooks_db_pool_waits_total",
-            "API requests that found every connection of their child's pool taken.", R64(pool_waits));
-    counter(r, "octo_webhooks_db_pool_timeouts_total",
-            "API requests answered 503 after OctoWebhooksPoolWait.", R64(pool_timeouts));
-    counter(r, "octo_webhooks_api_list_cache_hits_total",
-            "GET lists answered from a child's list cache (no database round trip).", R64(list_hits));
-    counter(r, "octo_webhooks_api_list_cache_misses_total",
-            "GET lists read from the database while the list cache is on (then kept).", R64(list_misses));
-    counter(r, "octo_webhooks_notices_sent_total",
-            "Operator notices delivered by this host.", R64(notices_sent));
-    counter(r, "octo_webhooks_notice_failures_total",
-            "Failed attempts of operator notices.", R64(notices_failed));
-    counter(r, "octo_webhooks_prune_batches_total", "Prune batches this host ran.", R64(prune_rounds));
-    counter(r, "octo_webhooks_pruned_deliveries_total",
-            "Deliveries this host pruned.", R64(pruned_deliveries));
-    counter(r, "octo_webhooks_pruned_events_total", "Events this host pruned.", R64(pruned_events));
+    for (i = 0; i < (int)(sizeof(counters) / sizeof(counters[0])); ++i)
+        counter(r, counters[i].name, counters[i].help,
+                apr_atomic_read64((volatile apr_uint64_t *)((char *)owh_metrics + counters[i].off)));
     return OK;
 }
 

@@ -53,35 +53,30 @@ owh_webhook_t *owh_webhook_make(apr_pool_t *p)
     return wh;
 }
 
-static const char *opt_dup(apr_pool_t *p, const char *s)
-{
-    return s ? apr_pstrdup(p, s) : NULL;
-}
-
 owh_webhook_t *owh_webhook_copy(const owh_webhook_t *wh, apr_pool_t *p)
 {
     owh_webhook_t *c = apr_pmemdup(p, wh, sizeof(*wh));
     int i;
-    c->id = opt_dup(p, wh->id);
-    c->event = opt_dup(p, wh->event);
-    c->url = opt_dup(p, wh->url);
-    c->headers_text = opt_dup(p, wh->headers_text);
-    c->secret = opt_dup(p, wh->secret);
-    c->disabled_reason = opt_dup(p, wh->disabled_reason);
-    c->disabled_at = opt_dup(p, wh->disabled_at);
+    c->id = apr_pstrdup(p, wh->id);
+    c->event = apr_pstrdup(p, wh->event);
+    c->url = apr_pstrdup(p, wh->url);
+    c->headers_text = apr_pstrdup(p, wh->headers_text);
+    c->secret = apr_pstrdup(p, wh->secret);
+    c->disabled_reason = apr_pstrdup(p, wh->disabled_reason);
+    c->disabled_at = apr_pstrdup(p, wh->disabled_at);
     c->types = wh->types ? apr_array_copy(p, wh->types) : NULL;
     if (wh->headers) {
         c->headers = apr_array_copy(p, wh->headers);
         for (i = 0; i < c->headers->nelts; ++i) {
             owh_header_t *h = &APR_ARRAY_IDX(c->headers, i, owh_header_t);
-            h->name = opt_dup(p, h->name);
-            h->value = opt_dup(p, h->value);
+            h->name = apr_pstrdup(p, h->name);
+            h->value = apr_pstrdup(p, h->value);
         }
     }
     if (wh->capabilities) {
         c->capabilities = apr_array_copy(p, wh->capabilities);
         for (i = 0; i < c->capabilities->nelts; ++i)
-            APR_ARRAY_IDX(c->capabilities, i, const char *) = opt_dup(p, APR_ARRAY_IDX(c->capabilities, i, const char *));
+            APR_ARRAY_IDX(c->capabilities, i, const char *) = apr_pstrdup(p, APR_ARRAY_IDX(c->capabilities, i, const char *));
     }
     return c;
 }
